@@ -1,0 +1,62 @@
+"""Plain data that travels through the streaming loop.
+
+Every array name carries its layout: ``frame_bgr`` is H x W x 3 uint8 in OpenCV's BGR order,
+``crop_rgb`` is S x S x 3 uint8 RGB, ``mask_hw`` is float32 in [0, 1], ``box_xyxy`` is
+(x0, y0, x1, y1) in frame pixels, ``landmarks_xy`` is N x 2 float32 in frame pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Backend = Literal["auto", "tensorrt", "onnx", "torch"]
+Inpainter = Literal["gan", "telea"]
+
+
+class UnmaskError(Exception):
+    """A problem the user can act on; the CLI prints its message on one line and exits 1."""
+
+
+class SourceError(UnmaskError):
+    """An input could not be opened or decoded (missing file, not a video, no camera...)."""
+
+
+class SinkError(UnmaskError):
+    """An output could not be written (unwritable folder, encoder failure...)."""
+
+
+@dataclass
+class Frame:
+    """One picture on its way through the loop."""
+
+    index: int
+    """0-based position in the source (for images: position in the sorted folder)."""
+    t_capture: float
+    """``time.perf_counter()`` when the frame was read or captured, for latency."""
+    bgr: np.ndarray
+    """H x W x 3 uint8, BGR."""
+    name: str | None = None
+    """For image sources: the file name (``photo.jpg``), so outputs keep it."""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    """Stage name -> milliseconds spent on this frame (decode, detect, align, ...)."""
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a source knows about itself, so a sink can match it."""
+
+    size_wh: tuple[int, int]
+    """Frame width and height in pixels."""
+    fps: float
+    """Nominal frame rate (30.0 where the source does not say)."""
+    live: bool
+    """True for cameras and network streams: stale frames are dropped to bound latency."""
+    frame_count: int | None = None
+    """Number of frames when known (files, image folders), for progress bars."""
+    audio_path: str | None = None
+    """A file whose first audio stream a video sink copies (None: no audio)."""
+    kind: Literal["video", "images", "camera", "stream"] = "video"
+    """Which kind of source produced the frames."""
