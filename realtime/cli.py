@@ -1,0 +1,233 @@
+"""The ``realtime-unmask`` command.
+
+    realtime-unmask demo                                  # built-in sample -> unmask_demo.mp4
+    realtime-unmask --camera 0                            # live, in a window
+    realtime-unmask --input street.mp4 --output out.mp4   # a recorded video
+    realtime-unmask --input photos/ --output unmasked/ --save-masks
+    realtime-unmask compile                               # ONNX (and TensorRT on NVIDIA GPUs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+DESCRIPTION = """\
+Remove face masks from faces in live or recorded video, in real time.
+
+Faces are found with MediaPipe, the mask region is segmented by a small U-Net, and a GAN
+generator paints a plausible lower face under it. The painted face is a guess, not the hidden
+identity; written outputs say so in their metadata and carry a 'reconstructed' tag.
+"""
+
+COMMANDS_HELP = """\
+commands (run 'realtime-unmask COMMAND --help'):
+  demo      run the whole pipeline on a built-in sample and write unmask_demo.mp4
+  compile   export the nets to ONNX (and TensorRT engines on NVIDIA GPUs) into the cache
+
+examples:
+  realtime-unmask --camera 0
+  realtime-unmask --input clip.mp4 --output clip_unmasked.mp4 --stats-json stats.json
+  realtime-unmask --input rtsp://camera.local/stream --output recording.mp4
+  realtime-unmask --input photos/ --output unmasked/ --save-masks
+"""
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("models and engines")
+    g.add_argument("--backend", choices=["auto", "tensorrt", "onnx", "torch"], default="auto",
+                   help="inference backend; auto tries TensorRT, ONNX Runtime (CUDA, then CPU), "
+                        "then PyTorch and prints which one runs (default: auto)")
+    g.add_argument("--crop", type=int, choices=[128, 256], default=128,
+                   help="side of the aligned face crop in pixels (default: 128, real time)")
+    g.add_argument("--segmenter", type=Path, metavar="FILE",
+                   help="segmenter checkpoint (.safetensors; default: the bundled one)")
+    g.add_argument("--generator", type=Path, metavar="FILE",
+                   help="generator checkpoint (.safetensors; default: the bundled one)")
+    g.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="where compiled engines are kept (default: the user cache folder)")
+
+
+def _add_processing_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("processing")
+    g.add_argument("--max-faces", type=int, default=4, metavar="N",
+                   help="most faces processed per frame, 1-16 (default: 4)")
+    g.add_argument("--inpainter", choices=["gan", "telea"], default="gan",
+                   help="'gan': the trained generator; 'telea': OpenCV inpainting, a baseline "
+                        "(default: gan)")
+    g.add_argument("--smoothing", type=float, default=0.5, metavar="ALPHA",
+                   help="weight of the newest frame in the per-face mask average, in (0, 1]; "
+                        "lower is steadier, 1 turns smoothing off (default: 0.5)")
+    g.add_argument("--show-mask", action="store_true", help="tint the painted region")
+    g.add_argument("--side-by-side", action="store_true",
+                   help="output the input and the result next to each other")
+    g.add_argument("--label", action=argparse.BooleanOptionalAction, default=True,
+                   help="draw a small 'reconstructed' tag on written frames (default: on)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realtime-unmask", description=DESCRIPTION, epilog=COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = parser.add_argument_group("input (one of)").add_mutually_exclusive_group()
+    src.add_argument("--camera", type=int, metavar="INDEX", help="a camera, e.g. 0")
+    src.add_argument("--input", metavar="PATH|URL",
+                     help="a video file (mp4, mkv, avi, mov, webm, gif...), an image, a folder "
+                          "of images (jpg, png, webp, bmp), or an rtsp:// or http(s):// stream")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", metavar="PATH",
+                     help="a video file (H.264 mp4/mkv/mov, with the input's audio), an image "
+                          "file, or a folder for images")
+    out.add_argument("--display", action=argparse.BooleanOptionalAction, default=None,
+                     help="show a window with FPS and latency; q or Esc quits "
+                          "(default: on for cameras)")
+    out.add_argument("--save-masks", action="store_true",
+                     help="with a folder output: also write masks/<name>.png (0/255)")
+    out.add_argument("--stats-json", metavar="FILE",
+                     help="write frame counts, FPS and per-stage latency p50/p95 here")
+    out.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_processing_options(parser)
+    _add_engine_options(parser)
+    return parser
+
+
+def build_demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realtime-unmask demo",
+        description="Render a short built-in clip (the public-domain astronaut photo that "
+                    "scikit-image ships, with a face mask drawn on and camera motion), run the "
+                    "whole pipeline on it and write the input beside the result.")
+    parser.add_argument("--output", default="unmask_demo.mp4", metavar="FILE",
+                        help="where to write the side-by-side video (default: unmask_demo.mp4)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="clip length (default: 4)")
+    parser.add_argument("--stats-json", metavar="FILE", help="write the run's statistics here")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_processing_options(parser)
+    _add_engine_options(parser)
+    return parser
+
+
+def build_compile_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realtime-unmask compile",
+        description="Export the segmenter and generator to ONNX (checked against PyTorch) and, "
+                    "on an NVIDIA GPU with torch-tensorrt, build TensorRT engines, into the cache. "
+                    "Elsewhere TensorRT is skipped with the reason, and the command still "
+                    "succeeds.")
+    parser.add_argument("--precision", choices=["fp16", "fp32"], default="fp16",
+                        help="TensorRT precision (default: fp16; the CPU always runs fp32)")
+    parser.add_argument("--max-faces", type=int, default=4, metavar="N",
+                        help="largest batch the engines accept (default: 4)")
+    _add_engine_options(parser)
+    return parser
+
+
+def _run_config(args: argparse.Namespace, **overrides):
+    from realtime.loop import RunConfig
+
+    if not 0 < args.smoothing <= 1:
+        raise ValueError(f"--smoothing must be in (0, 1], got {args.smoothing}")
+    fields = dict(
+        backend=args.backend, max_faces=args.max_faces, crop_size=args.crop,
+        inpainter=args.inpainter,
+        smoothing_alpha=None if args.smoothing >= 1 else args.smoothing,
+        show_mask=args.show_mask, side_by_side=args.side_by_side, label=args.label,
+        stats_json=args.stats_json, segmenter_checkpoint=args.segmenter,
+        generator_checkpoint=args.generator, cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+    )
+    fields.update(overrides)
+    return RunConfig(**fields)
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.camera is None and args.input is None:
+        parser.error("give --camera INDEX or --input PATH (or run 'realtime-unmask demo')")
+    from realtime.loop import run
+
+    source = args.camera if args.camera is not None else args.input
+    config = _run_config(args, source=source, output=args.output, display=args.display,
+                         save_masks=args.save_masks, max_frames=args.max_frames)
+    run(config, log=_log)
+    return 0
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    args = build_demo_parser().parse_args(argv)
+    from realtime.demo_clip import render_demo_clip
+    from realtime.loop import run
+
+    with tempfile.TemporaryDirectory(prefix="realtime-unmask-demo-") as tmp:
+        clip = render_demo_clip(Path(tmp) / "demo_input.mp4", seconds=args.seconds)
+        config = _run_config(args, source=str(clip), output=args.output, display=False,
+                             side_by_side=True)
+        run(config, log=_log)
+    _log(f"left: the masked input; right: the result -> {Path(args.output).resolve()}")
+    return 0
+
+
+def cmd_compile(argv: Sequence[str]) -> int:
+    args = build_compile_parser().parse_args(argv)
+    from engines import EngineConfig, compile_models
+
+    config = EngineConfig(backend=args.backend, crop_size=args.crop, max_batch=args.max_faces,
+                          precision=args.precision, segmenter_checkpoint=args.segmenter,
+                          generator_checkpoint=args.generator, cache_dir=args.cache_dir)
+    compile_models(config, log=_log)
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "compile": cmd_compile}
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _quiet_native_logs() -> None:
+    """MediaPipe and TensorFlow Lite print start-up chatter to stderr; keep warnings only."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from realtime.types import UnmaskError
+
+    errors: list[type[BaseException]] = [UnmaskError, ValueError, OSError]
+    try:
+        from engines import EngineError
+        errors.append(EngineError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_native_logs()
+    command = COMMANDS.get(argv[0]) if argv else None
+    try:
+        return command(argv[1:]) if command else cmd_run(argv)
+    except KeyboardInterrupt:
+        _log("interrupted")
+        return 130
+    except _expected_errors() as e:
+        _log(f"realtime-unmask: error: {e}")
+        return 1
+    except Exception as e:  # a bug: still one line, with a way to see more
+        if os.environ.get("REALTIME_UNMASK_DEBUG"):
+            raise
+        _log(f"realtime-unmask: internal error: {type(e).__name__}: {e} "
+             "(set REALTIME_UNMASK_DEBUG=1 for the traceback)")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Per-frame processing: detect, align, segment, smooth, inpaint, composite.
+
+Stages are small functions; the only state across frames is the face tracker and the per-track
+mask smoothers held by ``Pipeline``.
+
+    pipeline = Pipeline(PipelineConfig(), engines=engines, tracker=tracker)
+    result = pipeline.process(frame)          # result.out_bgr, result.mask_full_hw, ...
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime.align import Alignment, estimate_alignment, reference_points, warp_to_crop
+from realtime.composite import composite, feather, overlay_mask, telea_inpaint
+from realtime.smoothing import MaskSmoothers, SmoothingConfig
+from realtime.types import Face, Frame, Inpainter
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What happens to each face."""
+
+    crop_size: int = 128
+    """Side of the aligned face crop the nets see (128 for real time, 256 for quality)."""
+    inpainter: Inpainter = "gan"
+    """'gan': the trained generator; 'telea': OpenCV's classical inpainting, as a baseline."""
+    smoothing: SmoothingConfig | None = field(default_factory=SmoothingConfig)
+    """Temporal mask smoothing; None turns it off (each frame thresholded alone)."""
+    feather_px: int = 3
+    """Width, in crop pixels, of the soft edge where painted pixels meet the frame."""
+    show_mask: bool = False
+    """Tint the painted region in the output."""
+    want_mask: bool = False
+    """Also return the full-frame mask (for ``--save-masks``)."""
+
+    def __post_init__(self) -> None:
+        if self.crop_size not in (128, 256):
+            raise ValueError(f"crop size must be 128 or 256, got {self.crop_size}")
+        if self.inpainter not in ("gan", "telea"):
+            raise ValueError(f"inpainter must be 'gan' or 'telea', got {self.inpainter!r}")
+        if not 0 <= self.feather_px <= 32:
+            raise ValueError(f"feather must be between 0 and 32 px, got {self.feather_px}")
+
+
+@dataclass
+class FrameResult:
+    """What the pipeline made of one frame."""
+
+    out_bgr: np.ndarray
+    mask_full_hw: np.ndarray | None
+    faces: list[Face]
+
+
+def to_network(crops_rgb: np.ndarray) -> np.ndarray:
+    """N x S x S x 3 uint8 RGB -> N x 3 x S x S float32 in [-1, 1]."""
+    return np.ascontiguousarray(crops_rgb.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
+
+
+def from_network(batch: np.ndarray) -> np.ndarray:
+    """N x 3 x S x S float32 in [-1, 1] -> N x S x S x 3 uint8 RGB."""
+    return np.clip((batch.transpose(0, 2, 3, 1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def segment(engine, crops_rgb: np.ndarray) -> np.ndarray:
+    """Mask probabilities (N x S x S float32) for a batch of crops."""
+    logits = engine(to_network(crops_rgb))[:, 0]
+    return 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
+
+
+def inpaint(engine, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:
+    """Crops with the masked region painted by the generator (N x S x S x 3 uint8 RGB)."""
+    x = to_network(crops_rgb)
+    m = masks_hw[:, None].astype(np.float32)
+    painted = engine(np.ascontiguousarray(np.concatenate([x * (1.0 - m), m], axis=1)))
+    return from_network(painted)
+
+
+class Pipeline:
+    """Turns frames into unmasked frames; keeps per-track mask history between calls."""
+
+    def __init__(self, config: PipelineConfig, *, engines, tracker) -> None:
+        self.config = config
+        self.engines = engines
+        self.tracker = tracker
+        self.smoothers = MaskSmoothers(config.smoothing) if config.smoothing else None
+
+    def reset(self) -> None:
+        """Forget all tracks (between unrelated images)."""
+        self.tracker.reset()
+        if self.smoothers is not None:
+            self.smoothers.clear()
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Runs every stage on one frame, recording milliseconds in ``frame.timings_ms``."""
+        timings = frame.timings_ms
+        t = time.perf_counter()
+        faces = self.tracker.update(frame.bgr)
+        t = _lap(timings, "detect", t)
+        if not faces:
+            h, w = frame.bgr.shape[:2]
+            mask = np.zeros((h, w), np.float32) if self.config.want_mask else None
+            return FrameResult(frame.bgr, mask, faces)
+        alignments = [estimate_alignment(reference_points(landmarks_xy=f.landmarks_xy,
+                                                          keypoints_xy=f.keypoints_xy),
+                                         self.config.crop_size) for f in faces]
+        crops_rgb = np.stack([warp_to_crop(frame.bgr, a) for a in alignments])
+        t = _lap(timings, "align", t)
+        probs_hw = segment(self.engines.segmenter, crops_rgb)
+        masks_hw = self._smooth(faces, probs_hw, alignments)
+        t = _lap(timings, "segment", t)
+        if self.config.inpainter == "telea":
+            painted_rgb = telea_inpaint(crops_rgb, masks_hw)
+        else:
+            painted_rgb = inpaint(self.engines.generator, crops_rgb, masks_hw)
+        t = _lap(timings, "inpaint", t)
+        alphas_hw = [feather(m, self.config.feather_px) for m in masks_hw]
+        want_mask = self.config.want_mask or self.config.show_mask
+        out_bgr, mask_full_hw = composite(frame.bgr, painted_rgb, alphas_hw, alignments,
+                                          want_mask=want_mask)
+        if self.config.show_mask and mask_full_hw is not None:
+            out_bgr = overlay_mask(out_bgr, mask_full_hw)
+        _lap(timings, "composite", t)
+        return FrameResult(out_bgr, mask_full_hw, faces)
+
+    def _smooth(self, faces: list[Face], probs_hw: np.ndarray,
+                alignments: list[Alignment]) -> np.ndarray:
+        if self.smoothers is None:
+            return (probs_hw > 0.5).astype(np.float32)
+        masks = [self.smoothers.update(f.track_id, p, a)
+                 for f, p, a in zip(faces, probs_hw, alignments, strict=True)]
+        self.smoothers.prune({f.track_id for f in faces})
+        return np.stack(masks)
+
+
+def _lap(timings_ms: dict[str, float], stage: str, t_start: float) -> float:
+    now = time.perf_counter()
+    timings_ms[stage] = (now - t_start) * 1000.0
+    return now

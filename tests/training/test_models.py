@@ -1,0 +1,69 @@
+"""Forward and backward passes of every architecture on tiny inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.models import BUILDERS, build_discriminator, build_generator, build_segmenter
+
+
+@pytest.mark.parametrize("size", [64, 128])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_segmenter_shapes_and_gradients(size: int, batch: int) -> None:
+    model = build_segmenter(width=8, depth=5)
+    x = torch.randn(batch, 3, size, size, requires_grad=True)
+    logits = model(x)
+    assert logits.shape == (batch, 1, size, size)
+    logits.mean().backward()
+    assert torch.isfinite(logits).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_generator_paints_only_inside_the_mask(refine: bool) -> None:
+    torch.manual_seed(0)
+    model = build_generator(width=8, refine=refine)
+    rgb = torch.rand(2, 3, 64, 64) * 2 - 1
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 32:, 16:48] = 1
+    out = model(torch.cat([rgb * (1 - mask), mask], dim=1))
+    assert out.shape == (2, 3, 64, 64)
+    assert out.min() >= -1 and out.max() <= 1
+    outside = (mask == 0).expand_as(out)
+    assert torch.equal(out[outside], rgb[outside])
+    assert not torch.equal(out[~outside], rgb[~outside])  # something was painted
+    out.square().mean().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_generator_has_se_and_dilated_bottleneck() -> None:
+    gen = build_generator(width=8)
+    assert len(gen.coarse.se) == 3
+    rates = [block.body[0].dilation[0] for block in gen.coarse.bottleneck]
+    assert rates == [2, 4, 8, 16]
+    convs = [m for m in gen.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1]
+    # every spatial convolution is depthwise (one filter per channel)
+    assert convs and all(m.groups == m.in_channels for m in convs)
+
+
+def test_innermost_level_has_no_instance_norm_or_dropout() -> None:
+    seg = build_segmenter(width=8, depth=7, dropout=0.5)
+    innermost = seg.downs[-1].body
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d | torch.nn.Dropout2d) for m in innermost)
+    # 128 px through 7 halvings reaches 1x1 and still runs in training mode
+    seg.train()
+    assert seg(torch.randn(2, 3, 128, 128)).shape == (2, 1, 128, 128)
+
+
+def test_discriminator_gives_patch_logits() -> None:
+    disc = build_discriminator(in_channels=3, width=8)
+    logits = disc(torch.randn(2, 3, 128, 128))
+    assert logits.ndim == 4 and logits.shape[0] == 2 and logits.shape[1] == 1
+    assert logits.shape[2] > 1  # a grid of patches, not one score
+
+
+def test_builders_map_names_to_functions() -> None:
+    assert BUILDERS == {"segmenter": build_segmenter, "generator": build_generator}

@@ -1,0 +1,238 @@
+"""Network architectures: depthwise-separable (DWSC) U-Nets for segmenting and painting masks.
+
+Architectures only; nothing here loads data or trains. The inference path imports this module
+to export ONNX and to run the PyTorch backend.
+
+    >>> seg = build_segmenter(width=16)
+    >>> gen = build_generator(width=16)
+    >>> logits = seg(torch.zeros(1, 3, 128, 128))              # (1, 1, 128, 128)
+    >>> out = gen(torch.zeros(1, 4, 128, 128))                 # (1, 3, 128, 128) in [-1, 1]
+
+Tensors are NCHW float32. Images are RGB scaled to [-1, 1]; masks are in [0, 1] with 1 on the
+occluder.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+ModelKind = Literal["segmenter", "generator"]
+
+
+class DownBlock(nn.Module):
+    """Halves the resolution: depthwise 4x4 stride-2, BN, LeakyReLU, pointwise 1x1."""
+
+    def __init__(self, c_in: int, c_out: int, *, instance_norm: bool, dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(c_in, c_in, 4, stride=2, padding=1, groups=c_in, bias=False),
+            nn.BatchNorm2d(c_in),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(c_in, c_out, 1, bias=not instance_norm),
+        ]
+        if instance_norm:
+            layers.append(nn.InstanceNorm2d(c_out, affine=True))
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class UpBlock(nn.Module):
+    """Doubles the resolution: depthwise 4x4 stride-2 transposed conv, BN, ReLU, pointwise 1x1."""
+
+    def __init__(self, c_in: int, c_out: int, *, instance_norm: bool, dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(c_in, c_in, 4, stride=2, padding=1, groups=c_in, bias=False),
+            nn.BatchNorm2d(c_in),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_in, c_out, 1, bias=not instance_norm),
+        ]
+        if instance_norm:
+            layers.append(nn.InstanceNorm2d(c_out, affine=True))
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: global pooling, bottleneck MLP, sigmoid gate."""
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(4, channels // reduction)
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+class DilatedSeparable(nn.Module):
+    """Residual depthwise-separable 3x3 conv with a dilation rate, for context at the bottleneck."""
+
+    def __init__(self, channels: int, rate: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=rate, dilation=rate, groups=channels,
+                      bias=False),
+            nn.BatchNorm2d(channels),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(channels, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _widths(width: int, depth: int) -> list[int]:
+    """Channels per encoder level: doubling from ``width``, capped at 8x ``width``."""
+    return [min(width * 2**i, width * 8) for i in range(depth)]
+
+
+class DWSCUNet(nn.Module):
+    """A U-Net whose convolutions are all depthwise-separable.
+
+    The encoder has ``depth`` down blocks; ``se_levels`` of them (from the top) are followed by
+    squeeze-and-excitation, and ``dilation_rates`` adds a residual stack of dilated separable
+    convolutions at the bottleneck. The innermost level has neither InstanceNorm (undefined at
+    1x1) nor dropout.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        width: int,
+        depth: int,
+        instance_norm: bool,
+        dropout: float,
+        se_levels: int = 0,
+        dilation_rates: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__()
+        widths = _widths(width, depth)
+        self.stem = nn.Conv2d(in_channels, width, 1)  # pointwise lift so depthwise has channels
+        downs, c_prev = [], width
+        for level, c in enumerate(widths):
+            innermost = level == depth - 1
+            downs.append(DownBlock(c_prev, c, instance_norm=instance_norm and not innermost,
+                                   dropout=0.0 if innermost else dropout))
+            c_prev = c
+        self.downs = nn.ModuleList(downs)
+        self.se = nn.ModuleList(SqueezeExcite(widths[i]) for i in range(min(se_levels, depth)))
+        self.bottleneck = nn.Sequential(*(DilatedSeparable(widths[-1], r) for r in dilation_rates))
+        ups = []
+        for level in reversed(range(depth)):
+            c_in = widths[level] if level == depth - 1 else widths[level] * 2
+            c_out = widths[level - 1] if level > 0 else width
+            ups.append(UpBlock(c_in, c_out, instance_norm=instance_norm and level > 0,
+                               dropout=dropout if 0 < level < depth - 1 else 0.0))
+        self.ups = nn.ModuleList(ups)
+        self.head = nn.Conv2d(width * 2, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        skips = [h]
+        for level, down in enumerate(self.downs):
+            h = down(h)
+            if level < len(self.se):
+                h = self.se[level](h)
+            skips.append(h)
+        h = self.bottleneck(h)
+        skips.pop()  # the bottleneck itself is not a skip
+        for up in self.ups:
+            h = torch.cat([up(h), skips.pop()], dim=1)
+        return self.head(h)
+
+
+class MaskInpainter(nn.Module):
+    """Generator wrapper: paints only inside the mask, optionally refined coarse-to-fine.
+
+    Input: (N, 4, S, S) = masked RGB in [-1, 1] (zero inside the mask) and the mask in [0, 1].
+    Output: (N, 3, S, S) in [-1, 1] equal to the input outside the mask.
+    """
+
+    def __init__(self, coarse: DWSCUNet, refine: DWSCUNet | None = None) -> None:
+        super().__init__()
+        self.coarse = coarse
+        self.refine = refine
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        masked_rgb, mask = x[:, :3], x[:, 3:4]
+        out = masked_rgb * (1 - mask) + torch.tanh(self.coarse(x)) * mask
+        if self.refine is not None:
+            fine = torch.tanh(self.refine(torch.cat([out, mask], dim=1)))
+            out = masked_rgb * (1 - mask) + fine * mask
+        return out
+
+
+def build_segmenter(*, width: int = 16, depth: int = 6, dropout: float = 0.0) -> DWSCUNet:
+    """The mask segmenter: RGB crop in, one-channel mask logits out."""
+    return DWSCUNet(in_channels=3, out_channels=1, width=width, depth=depth,
+                    instance_norm=False, dropout=dropout)
+
+
+def build_generator(
+    *,
+    width: int = 16,
+    depth: int = 4,
+    dropout: float = 0.0,
+    instance_norm: bool = False,
+    dilation_rates: tuple[int, ...] = (2, 4, 8, 16),
+    refine: bool = False,
+) -> MaskInpainter:
+    """The GAN generator: masked RGB + mask in, RGB out, painted only inside the mask.
+
+    ``depth=4`` leaves an 8x8 bottleneck at 128 px (16x16 at 256 px) where the dilated stack
+    sees the whole face; deeper bottlenecks would make the dilations mostly padding.
+    """
+    def unet() -> DWSCUNet:
+        return DWSCUNet(in_channels=4, out_channels=3, width=width, depth=depth,
+                        instance_norm=instance_norm, dropout=dropout, se_levels=3,
+                        dilation_rates=tuple(dilation_rates))
+    return MaskInpainter(unet(), unet() if refine else None)
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: a grid of real/fake logits, one per overlapping patch."""
+
+    def __init__(self, *, in_channels: int = 3, width: int = 32, layers: int = 3) -> None:
+        super().__init__()
+        mods: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1),
+                                 nn.LeakyReLU(0.2, inplace=True)]
+        c = width
+        for i in range(1, layers):
+            c_next = min(width * 2**i, width * 8)
+            mods += [nn.Conv2d(c, c_next, 4, 2, 1, bias=False),
+                     nn.InstanceNorm2d(c_next, affine=True), nn.LeakyReLU(0.2, inplace=True)]
+            c = c_next
+        mods.append(nn.Conv2d(c, 1, 4, 1, 1))
+        self.body = nn.Sequential(*mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def build_discriminator(*, in_channels: int = 3, width: int = 32, layers: int = 3) -> nn.Module:
+    """A PatchGAN discriminator (whole-face or mask-region)."""
+    return PatchDiscriminator(in_channels=in_channels, width=width, layers=layers)
+
+
+BUILDERS = {"segmenter": build_segmenter, "generator": build_generator}
+"""Checkpoint metadata names its builder by kind; a literal dict, no registry."""
