@@ -44,12 +44,14 @@ def composite(
         if roi is None or not alpha_hw.any():
             continue
         x0, y0, x1, y1 = roi
-        # Alpha rides along as a fourth channel so one warp moves colour and alpha together.
-        rgba = np.dstack([crop_rgb[..., ::-1].astype(np.float32), alpha_hw])
+        # Alpha rides along as a fourth channel so one warp moves colour and alpha together;
+        # colour is premultiplied so pixels at the crop's edge don't pull in the black border.
+        alpha = alpha_hw.astype(np.float32)
+        rgba = np.dstack([crop_rgb[..., ::-1].astype(np.float32) * alpha[..., None], alpha])
         warped = warp_to_frame(rgba, alignment, roi)
         a = warped[..., 3:4]
         region = out_bgr[y0:y1, x0:x1].astype(np.float32)
-        out_bgr[y0:y1, x0:x1] = np.clip(region + a * (warped[..., :3] - region), 0, 255).astype(
+        out_bgr[y0:y1, x0:x1] = np.clip(region * (1 - a) + warped[..., :3] + 0.5, 0, 255).astype(
             np.uint8
         )
         if mask_full_hw is not None:

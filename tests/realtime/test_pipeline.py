@@ -1,0 +1,145 @@
+"""The per-frame stages with stand-in engines and tracker: geometry, masks, blending."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from realtime.align import CANONICAL_XY
+from realtime.composite import feather, side_by_side, telea_inpaint
+from realtime.pipeline import Pipeline, PipelineConfig, from_network, to_network
+from realtime.smoothing import SmoothingConfig
+from realtime.types import Face, Frame
+
+FACE_PX = 120  # side of the canonical crop in frame pixels
+
+
+def lower_half_segmenter(batch: np.ndarray) -> np.ndarray:
+    """Logits: occluder on the lower 40% of the crop."""
+    logits = np.full((batch.shape[0], 1, *batch.shape[2:]), -8.0, np.float32)
+    logits[:, :, int(batch.shape[2] * 0.6):] = 8.0
+    return logits
+
+
+def white_generator(batch: np.ndarray) -> np.ndarray:
+    rgb, mask = batch[:, :3], batch[:, 3:4]
+    return rgb * (1 - mask) + 1.0 * mask
+
+
+class OneFaceTracker:
+    def __init__(self, origin_xy=(100.0, 60.0), present: bool = True) -> None:
+        self.origin_xy = np.array(origin_xy, np.float32)
+        self.present = present
+        self.resets = 0
+
+    def update(self, frame_bgr: np.ndarray) -> list[Face]:
+        if not self.present:
+            return []
+        points = CANONICAL_XY * FACE_PX + self.origin_xy
+        keypoints = np.vstack([points, points[:2]]).astype(np.float32)
+        box = np.array([*self.origin_xy, *(self.origin_xy + FACE_PX)], np.float32)
+        return [Face(track_id=1, box_xyxy=box, keypoints_xy=keypoints, landmarks_xy=None,
+                     score=0.9)]
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def _pipeline(**kwargs) -> Pipeline:
+    engines = SimpleNamespace(segmenter=lower_half_segmenter, generator=white_generator)
+    tracker = kwargs.pop("tracker", OneFaceTracker())
+    return Pipeline(PipelineConfig(**kwargs), engines=engines, tracker=tracker)
+
+
+def _frame() -> Frame:
+    bgr = np.full((240, 320, 3), 40, np.uint8)
+    return Frame(index=0, t_capture=0.0, bgr=bgr)
+
+
+def test_network_conversions_round_trip() -> None:
+    crops = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    x = to_network(crops)
+    assert x.shape == (2, 3, 8, 8) and x.dtype == np.float32
+    assert x.min() >= -1 and x.max() <= 1
+    np.testing.assert_array_equal(from_network(x), crops)
+
+
+def test_face_region_is_painted_and_the_rest_untouched() -> None:
+    frame = _frame()
+    result = _pipeline(want_mask=True).process(frame)
+    out = result.out_bgr
+    x0, y0 = 100, 60
+    lower = out[y0 + int(FACE_PX * 0.75): y0 + FACE_PX - 5, x0 + 10: x0 + FACE_PX - 10]
+    upper = out[y0 + 5: y0 + int(FACE_PX * 0.5), x0 + 5: x0 + FACE_PX - 5]
+    assert lower.min() > 240  # painted white by the stand-in generator
+    assert np.all(upper == 40)  # above the mask nothing changes
+    assert np.all(out[:, :90] == 40) and np.all(out[:50] == 40)
+    assert np.array_equal(frame.bgr, _frame().bgr)  # the input frame is not modified
+    mask = result.mask_full_hw
+    assert mask is not None and mask.shape == (240, 320)
+    assert mask[y0 + 100, x0 + 60] > 0.99 and mask[y0 + 20, x0 + 60] == 0
+    assert set(frame.timings_ms) == {"detect", "align", "segment", "inpaint", "composite"}
+
+
+def test_no_face_passes_the_frame_through() -> None:
+    frame = _frame()
+    result = _pipeline(tracker=OneFaceTracker(present=False), want_mask=True).process(frame)
+    assert result.out_bgr is frame.bgr and result.faces == []
+    assert result.mask_full_hw is not None and not result.mask_full_hw.any()
+
+
+def test_telea_baseline_fills_from_the_surroundings() -> None:
+    result = _pipeline(inpainter="telea").process(_frame())
+    diff = np.abs(result.out_bgr.astype(int) - 40)
+    assert diff.max() <= 12 and diff.mean() < 1  # a flat frame stays (nearly) flat
+
+
+def test_show_mask_tints_the_region() -> None:
+    plain = _pipeline().process(_frame()).out_bgr
+    tinted = _pipeline(show_mask=True).process(_frame()).out_bgr
+    assert not np.array_equal(plain, tinted)
+    assert np.array_equal(plain[:50], tinted[:50])
+
+
+def test_smoothing_carries_history_per_track() -> None:
+    calls = {"n": 0}
+
+    def flicker(batch: np.ndarray) -> np.ndarray:
+        calls["n"] += 1
+        return lower_half_segmenter(batch) * (1 if calls["n"] % 5 else -1)  # 1 frame in 5 wrong
+
+    engines = SimpleNamespace(segmenter=flicker, generator=white_generator)
+    smooth = Pipeline(PipelineConfig(smoothing=SmoothingConfig(alpha=0.3)), engines=engines,
+                      tracker=OneFaceTracker())
+    painted = [smooth.process(_frame()).out_bgr[160, 160].max() > 200 for _ in range(10)]
+    assert all(painted)  # the wrong frames never un-paint the face
+
+
+def test_feather_softens_the_edge() -> None:
+    mask = np.zeros((32, 32), np.float32)
+    mask[16:, :] = 1
+    alpha = feather(mask, 3)
+    assert alpha[31, 16] == pytest.approx(1.0, abs=1e-3)
+    assert 0.0 < alpha[14, 16] < 1.0 and alpha[5, 16] == 0.0
+    assert np.array_equal(feather(np.zeros((8, 8), np.float32), 3), np.zeros((8, 8)))
+
+
+def test_telea_and_side_by_side_shapes() -> None:
+    crops = np.full((2, 32, 32, 3), 90, np.uint8)
+    crops[:, 20:] = 0
+    masks = np.zeros((2, 32, 32), np.float32)
+    masks[:, 20:] = 1
+    out = telea_inpaint(crops, masks)
+    assert out.shape == crops.shape and out[:, 25, 16].min() > 60
+    sbs = side_by_side(np.zeros((10, 7, 3), np.uint8), np.zeros((10, 7, 3), np.uint8))
+    assert sbs.shape == (10, 14, 3)
+
+
+@pytest.mark.parametrize("kwargs,match", [({"crop_size": 100}, "crop size"),
+                                          ({"inpainter": "magic"}, "inpainter"),
+                                          ({"feather_px": -1}, "feather")])
+def test_config_validation(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        PipelineConfig(**kwargs)
