@@ -1,0 +1,512 @@
+"""Where processed frames go: a video file, image files, or a window.
+
+    from realtime.sinks import open_sink
+
+    with open_source("clip.mp4") as source, open_sink("out.mp4", source.info,
+                                                      save_masks=False) as sink:
+        for frame in source:
+            sink.write(frame, out_bgr, mask_full_hw)   # closes on success, aborts on error
+
+Outputs appear atomically: each file is written under a hidden ``.NAME.partial.EXT`` name
+beside the target and renamed into place when complete, so a crash or an abort never leaves
+a half-written video or picture. Every output says in its metadata that its faces were
+synthesized (``PROVENANCE``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import av
+import cv2
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from realtime.sources import IMAGE_EXTENSIONS
+from realtime.types import Frame, SinkError, StreamInfo
+
+log = logging.getLogger(__name__)
+
+PROVENANCE = (
+    "Face regions in this file were synthesized by realtime-unmask: "
+    "the painted face is a plausible guess, not the hidden identity."
+)
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm"})
+_H264 = ("libx264", {"preset": "veryfast", "crf": "20"})
+# WebM admits only VP8/VP9/AV1; VP9 in realtime mode is the fastest of those that looks good.
+_VP9 = ("libvpx-vp9", {"deadline": "realtime", "cpu-used": "8", "crf": "32", "row-mt": "1"})
+_PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}
+_EXIF_IMAGE_DESCRIPTION = 0x010E
+_NO_DISPLAY = "cannot open a window (no display); use --no-display"
+_STOP = object()  # tells the encoder thread that no more frames will come
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Anything the loop can hand processed frames to."""
+
+    def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def __enter__(self) -> Sink: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None: ...
+
+
+class _SinkContext:
+    """Closes on success and aborts on an exception, for every sink."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _partial_path(path: Path) -> Path:
+    # The real extension stays last, so FFmpeg and Pillow still pick the right format.
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def _check_folder(folder: Path, output: Path) -> None:
+    if not folder.is_dir():
+        raise SinkError(f"cannot write output {output}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SinkError(f"cannot write output {output}: folder {folder} is not writable")
+
+
+class VideoFileSink(_SinkContext):
+    """H.264 (VP9 for .webm) at the input's frame rate and size, encoded on its own thread.
+
+    The input's audio (``info.audio_path``) is copied without re-encoding, re-timed so that
+    it stays in sync with the first picture. yuv420p needs even sizes: an odd width or
+    height gains one column or row that repeats the last one.
+    """
+
+    def __init__(self, path: str | Path, info: StreamInfo, *, queue_size: int = 8):
+        self.path = Path(path)
+        self.info = info
+        self.encode_ms: list[float] = []
+        """Milliseconds the encoder thread spent on each frame."""
+        if self.path.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise SinkError(f"cannot write video {self.path}: unknown extension")
+        if not info.fps > 0:
+            raise SinkError(f"cannot write video {self.path}: frame rate {info.fps} is not > 0")
+        if info.audio_path and self.path.resolve() == Path(info.audio_path).resolve():
+            raise SinkError(f"output {self.path} would overwrite the input")
+        _check_folder(self.path.parent, self.path)
+        self._partial = _partial_path(self.path)
+        # Fractions keep NTSC rates exact (2997/100, 30000/1001) so average_rate round-trips.
+        self._rate = Fraction(info.fps).limit_denominator(1001)
+        width, height = info.size_wh
+        self._size_wh = (width + width % 2, height + height % 2)
+        self._container, self._video, self._audio = self._open()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._error: BaseException | None = None
+        self._aborting = False
+        self._state = "open"
+        self._next_pts = 0
+        self._t0: float | None = None
+        self._thread = threading.Thread(target=self._run, name=f"encode {self.path}", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> tuple[Any, Any, _AudioCopy | None]:
+        try:
+            self._partial.open("wb").close()  # fails now, not after minutes of processing
+            options = (
+                {"movflags": "+faststart"} if self.path.suffix.lower() in {".mp4", ".mov"} else {}
+            )
+            container = av.open(str(self._partial), "w", container_options=options)
+        except (OSError, av.FFmpegError) as exc:
+            self._partial.unlink(missing_ok=True)
+            raise SinkError(f"cannot write output {self.path}: {exc}") from exc
+        try:
+            container.metadata["comment"] = PROVENANCE
+            codec, codec_options = _VP9 if self.path.suffix.lower() == ".webm" else _H264
+            video = container.add_stream(codec, rate=self._rate, options=codec_options)
+            video.width, video.height = self._size_wh
+            video.pix_fmt = "yuv420p"
+            video.codec_context.time_base = 1 / self._rate
+            audio = _AudioCopy.attach(self.info.audio_path, container)
+        except BaseException:
+            container.close()
+            self._partial.unlink(missing_ok=True)
+            raise
+        return container, video, audio
+
+    def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
+        """Queues one picture; blocks while the encoder is ``queue_size`` frames behind."""
+        self._raise_if_failed()
+        if self._state != "open":
+            raise SinkError(f"cannot write to {self.path}: the sink is already {self._state}")
+        width, height = self.info.size_wh
+        if out_bgr.shape != (height, width, 3) or out_bgr.dtype != np.uint8:
+            raise SinkError(
+                f"frame {frame.index} is {out_bgr.shape} {out_bgr.dtype}, but {self.path} "
+                f"takes {height}x{width}x3 uint8"
+            )
+        pad_w, pad_h = self._size_wh[0] - width, self._size_wh[1] - height
+        # A private copy: the caller may reuse its buffer before the encoder gets to it.
+        image_bgr = cv2.copyMakeBorder(out_bgr, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+        self._queue.put((image_bgr, self._pts_for(frame)))
+
+    def _pts_for(self, frame: Frame) -> int:
+        pts = self._next_pts
+        if self.info.live:
+            # Live sources drop frames; timing by capture keeps the video at real speed.
+            self._t0 = frame.t_capture if self._t0 is None else self._t0
+            pts = max(pts, round((frame.t_capture - self._t0) * self._rate))
+        self._next_pts = pts + 1
+        return pts
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _STOP:
+            # After a failure keep draining, so a writer blocked on a full queue wakes up.
+            if self._error is not None or self._aborting:
+                continue
+            try:
+                self._encode(*item)
+            # Whatever the encoder raises must reach the caller's thread as a SinkError.
+            except Exception as exc:
+                self._error = exc
+
+    def _encode(self, image_bgr: np.ndarray, pts: int) -> None:
+        t0 = time.perf_counter()
+        video_frame = av.VideoFrame.from_ndarray(image_bgr, format="bgr24")
+        video_frame.pts = pts
+        self._container.mux(self._video.encode(video_frame))
+        self.encode_ms.append((time.perf_counter() - t0) * 1000.0)
+        if self._audio is not None:
+            self._audio.mux_until(self._container, pts / self._rate)
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise SinkError(f"encoding {self.path} failed: {self._error}") from self._error
+
+    def _stop_thread(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def close(self) -> None:
+        """Flushes the encoder, finishes the file and renames it into place."""
+        if self._state != "open":
+            return
+        self._stop_thread()
+        try:
+            self._raise_if_failed()
+            self._finish()
+        except BaseException:
+            self._discard()
+            self._state = "failed"
+            raise
+        self._state = "closed"
+
+    def _finish(self) -> None:
+        if self._next_pts == 0:
+            log.warning("no frames arrived; %s was not written", self.path)
+            self._discard()
+            return
+        try:
+            self._container.mux(self._video.encode(None))
+            if self._audio is not None:
+                self._audio.mux_until(self._container, self._next_pts / self._rate)
+                self._audio.close()
+            self._container.close()
+            os.replace(self._partial, self.path)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise SinkError(f"cannot finish {self.path}: {exc}") from exc
+
+    def abort(self) -> None:
+        """Stops encoding and removes the partial file; a finished file is kept."""
+        if self._state != "open":
+            return
+        self._aborting = True
+        self._stop_thread()
+        self._discard()
+        self._state = "aborted"
+
+    def _discard(self) -> None:
+        try:
+            if self._audio is not None:
+                self._audio.close()
+            self._container.close()
+        except (av.FFmpegError, OSError) as exc:
+            log.warning("while discarding %s: %s", self._partial, exc)
+        self._partial.unlink(missing_ok=True)
+
+
+class _AudioCopy:
+    """The first audio stream of the input, copied packet by packet behind the video."""
+
+    def __init__(self, input_container: Any, stream: Any):
+        self._input = input_container
+        in_audio = input_container.streams.audio[0]
+        self._time_base = in_audio.time_base
+        # Output pictures start at 0 where the input's first picture had its own start time;
+        # shifting the audio by that keeps lips and voice together.
+        video = input_container.streams.video[0] if input_container.streams.video else None
+        start_s = video.start_time * video.time_base if video and video.start_time else 0
+        self._shift = round(start_s / self._time_base)
+        self._packets = input_container.demux(in_audio)
+        self._pending: Any = None
+        self.stream = stream
+
+    @classmethod
+    def attach(cls, audio_path: str | None, container: Any) -> _AudioCopy | None:
+        """Adds the audio of ``audio_path`` to ``container``, or says why it cannot."""
+        if audio_path is None:
+            return None
+        try:
+            input_container = av.open(audio_path)
+        except (av.FFmpegError, OSError) as exc:
+            raise SinkError(f"cannot read the audio of {audio_path}: {exc}") from exc
+        if not input_container.streams.audio:
+            input_container.close()
+            return None
+        try:
+            stream = container.add_stream_from_template(input_container.streams.audio[0])
+        except ValueError as exc:  # the muxer refuses this codec (AAC in WebM)
+            log.warning("audio not copied: %s", exc)
+            input_container.close()
+            return None
+        return cls(input_container, stream)
+
+    def mux_until(self, container: Any, end_s: Fraction) -> None:
+        """Muxes the packets that start before ``end_s`` seconds of output time."""
+        while True:
+            packet, self._pending = self._pending or next(self._packets, None), None
+            if packet is None:
+                return
+            if packet.pts is None or packet.dts is None:
+                continue  # the demuxer's empty end-of-stream packet
+            start_s = (packet.pts - self._shift) * self._time_base
+            if start_s >= end_s:
+                self._pending = packet
+                return
+            if start_s < 0:
+                continue  # sound from before the first picture has nothing to go with
+            packet.pts -= self._shift
+            packet.dts -= self._shift
+            packet.stream = self.stream
+            container.mux(packet)
+
+    def close(self) -> None:
+        self._input.close()
+
+
+def _save_picture(path: Path, image: np.ndarray, *, provenance: bool) -> None:
+    """Writes BGR or single-channel pixels atomically in the format the extension names.
+
+    The provenance note goes into a PNG ``Comment`` text chunk, a JPEG comment, or WebP
+    EXIF ``ImageDescription``; BMP has no metadata field, so BMP files carry none.
+    """
+    image_format = _PIL_FORMATS.get(path.suffix.lower())
+    if image_format is None:
+        raise SinkError(f"cannot write {path}: unsupported image extension {path.suffix!r}")
+    pixels = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
+    options: dict[str, Any] = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}.get(
+        image_format, {}
+    )
+    if provenance and image_format == "PNG":
+        options["pnginfo"] = PngInfo()
+        options["pnginfo"].add_text("Comment", PROVENANCE)
+    elif provenance and image_format == "JPEG":
+        options["comment"] = PROVENANCE
+    elif provenance and image_format == "WEBP":
+        exif = Image.Exif()
+        exif[_EXIF_IMAGE_DESCRIPTION] = PROVENANCE
+        options["exif"] = exif.tobytes()
+    partial = _partial_path(path)
+    try:
+        Image.fromarray(pixels).save(partial, format=image_format, **options)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise SinkError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _mask_picture(mask_full_hw: np.ndarray | None, size_hw: tuple[int, int]) -> np.ndarray:
+    if mask_full_hw is None:
+        return np.zeros(size_hw, np.uint8)
+    if mask_full_hw.shape[:2] != size_hw:
+        raise SinkError(f"mask is {mask_full_hw.shape[:2]} but the frame is {size_hw}")
+    return np.where(mask_full_hw > 0.5, 255, 0).astype(np.uint8)
+
+
+class _ImageWriter(_SinkContext):
+    """What ImageSink and SingleImageSink share: one finished file per frame, plus its mask."""
+
+    def __init__(self, save_masks: bool):
+        self.save_masks = save_masks
+        self.encode_ms: list[float] = []
+        """Milliseconds spent encoding and writing each picture."""
+
+    def _write_to(self, path: Path, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
+        t0 = time.perf_counter()
+        _save_picture(path, out_bgr, provenance=True)
+        if self.save_masks:
+            (path.parent / "masks").mkdir(exist_ok=True)
+            mask_u8 = _mask_picture(mask_full_hw, out_bgr.shape[:2])
+            _save_picture(path.parent / "masks" / f"{path.stem}.png", mask_u8, provenance=False)
+        self.encode_ms.append((time.perf_counter() - t0) * 1000.0)
+
+    def close(self) -> None:
+        """Every picture was complete when written; nothing is left to finish."""
+
+    def abort(self) -> None:
+        """Pictures already written are complete and kept; none is ever half-written."""
+
+
+class ImageSink(_ImageWriter):
+    """One picture per frame in ``out_dir``, keeping the input's file names and formats.
+
+    Frames without a name (from a video) become ``frame_000000.png`` and so on. With
+    ``save_masks`` the face masks go to ``out_dir/masks/<stem>.png`` as 0/255 greyscale.
+    """
+
+    def __init__(self, out_dir: str | Path, *, save_masks: bool = False):
+        super().__init__(save_masks)
+        self.out_dir = Path(out_dir)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise SinkError(f"cannot write output {self.out_dir}: it is a file, not a folder")
+        if not self.out_dir.exists():
+            _check_folder(self.out_dir.absolute().parent, self.out_dir)
+            self.out_dir.mkdir()
+        _check_folder(self.out_dir, self.out_dir)
+
+    def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
+        name = frame.name or f"frame_{frame.index:06d}.png"
+        self._write_to(self.out_dir / name, out_bgr, mask_full_hw)
+
+
+class SingleImageSink(_ImageWriter):
+    """Exactly one picture at ``out_file``, in the format its extension names."""
+
+    def __init__(self, out_file: str | Path, *, save_masks: bool = False):
+        super().__init__(save_masks)
+        self.path = Path(out_file)
+        if self.path.suffix.lower() not in _PIL_FORMATS:
+            raise SinkError(f"cannot write image {self.path}: unsupported extension")
+        _check_folder(self.path.absolute().parent, self.path)
+        self._written = False
+
+    def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
+        if self._written:
+            raise SinkError(f"{self.path} holds one picture but a second frame arrived")
+        self._write_to(self.path, out_bgr, mask_full_hw)
+        self._written = True
+
+
+class DisplaySink(_SinkContext):
+    """An OpenCV window with the frame rate and capture-to-display latency; q or Esc quits."""
+
+    def __init__(self, title: str = "realtime-unmask"):
+        self.title = title
+        self.quit_requested = False
+        self._fps_ema: float | None = None
+        self._last_s: float | None = None
+        # Without a display OpenCV's Qt backend aborts the whole process instead of raising,
+        # so the environment has to be checked before any window is touched.
+        has_display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        if sys.platform.startswith("linux") and not has_display:
+            raise SinkError(_NO_DISPLAY)
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:  # an OpenCV built without GUI support
+            raise SinkError(_NO_DISPLAY) from exc
+
+    def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
+        now_s = time.perf_counter()
+        if self._last_s is not None and now_s > self._last_s:
+            fps = 1.0 / (now_s - self._last_s)
+            self._fps_ema = fps if self._fps_ema is None else 0.9 * self._fps_ema + 0.1 * fps
+        self._last_s = now_s
+        latency_ms = (now_s - frame.t_capture) * 1000.0
+        shown_bgr = out_bgr.copy()  # the overlay is for the window only, not for the outputs
+        text = f"{self._fps_ema or 0.0:.1f} fps  {latency_ms:.0f} ms latency"
+        scale = max(0.4, shown_bgr.shape[0] / 720)
+        for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+            org = (10, round(25 * scale))
+            cv2.putText(shown_bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness)
+        cv2.imshow(self.title, shown_bgr)
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            self.quit_requested = True
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+        except cv2.error as exc:
+            log.warning("closing window %r: %s", self.title, exc)
+
+    def abort(self) -> None:
+        self.close()
+
+
+def draw_label(frame_bgr: np.ndarray, text: str = "reconstructed") -> np.ndarray:
+    """Draws a small translucent tag in the bottom-left corner, in place, and returns the frame.
+
+    The text is about 3% of the frame height (legible from 360p to 4K), at least 8 px where
+    the frame allows, and shrinks to fit narrow frames.
+    """
+    height, width = frame_bgr.shape[:2]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    margin = max(1, round(min(height, width) * 0.02))
+    (unit_w, unit_h), _ = cv2.getTextSize(text, font, 1.0, 1)
+    # 8 px is the smallest readable Hershey text; a fifth of the height keeps it a tag.
+    text_h_px = min(max(height * 0.03, 8.0), height * 0.2)
+    scale = min(text_h_px / unit_h, (width * 0.9 - 2 * margin) / unit_w)
+    thickness = max(1, round(scale * 1.2))
+    (text_w, text_h), baseline = cv2.getTextSize(text, font, scale, thickness)
+    pad = max(1, text_h // 3)
+    x0, y1 = margin, height - margin
+    x1, y0 = min(width, x0 + text_w + 2 * pad), max(0, y1 - text_h - baseline - 2 * pad)
+    box = frame_bgr[y0:y1, x0:x1]
+    box[:] = cv2.convertScaleAbs(box, alpha=0.45)  # darkened, not hidden: translucent
+    origin = (x0 + pad, y1 - pad - baseline)
+    cv2.putText(frame_bgr, text, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return frame_bgr
+
+
+def open_sink(output: str | None, info: StreamInfo, *, save_masks: bool) -> Sink | None:
+    """Picks the sink that ``output`` names: a video file, an image file, or a folder."""
+    if output is None:
+        return None
+    path = Path(output)
+    suffix = path.suffix.lower()
+    if path.is_dir() or not suffix:
+        return ImageSink(path, save_masks=save_masks)
+    if suffix in VIDEO_EXTENSIONS:
+        if info.kind == "images":
+            raise SinkError(f"cannot turn images into the video {output}; give a folder instead")
+        if save_masks:
+            raise SinkError(f"masks are saved as images; give a folder, not the video {output}")
+        return VideoFileSink(path, info)
+    if suffix in IMAGE_EXTENSIONS:
+        if info.kind != "images":
+            raise SinkError(f"cannot write a {info.kind} into the single image {output}")
+        if (info.frame_count or 1) > 1:
+            raise SinkError(f"{info.frame_count} images cannot go into one file {output}")
+        return SingleImageSink(path, save_masks=save_masks)
+    raise SinkError(f"output {output} is neither a video, an image nor a folder (extension?)")
