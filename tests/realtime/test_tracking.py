@@ -1,0 +1,218 @@
+"""Face tracker on real clips and crops from ../shared/data.
+
+pytest tests/realtime/test_tracking.py
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from mediapipe.framework.formats import landmark_pb2
+
+from realtime.tracking import (
+    NUM_LANDMARKS,
+    CropLandmarker,
+    FaceTracker,
+    TrackerConfig,
+    _iou_matrix,
+    _normalized_xy,
+    detect_landmarks_on_crop,
+)
+from realtime.types import Face
+
+CELEBA_FILES = ["validation_1002.png", "validation_1003.png", "validation_1016.png"]
+
+
+def read_frames_bgr(path: Path, count: int) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        frames = container.decode(video=0)
+        return [
+            frame.to_ndarray(format="bgr24") for _, frame in zip(range(count), frames, strict=False)
+        ]
+
+
+@pytest.fixture(scope="module")
+def celeba_crops_rgb(shared_data: Path) -> list[np.ndarray]:
+    folder = shared_data / "faces" / "celeba_crops"
+    return [cv2.cvtColor(cv2.imread(str(folder / n)), cv2.COLOR_BGR2RGB) for n in CELEBA_FILES]
+
+
+@pytest.fixture(scope="module")
+def hamilton_faces(hamilton_clip: Path) -> list[list[Face]]:
+    with FaceTracker() as tracker:
+        return [tracker.update(frame_bgr) for frame_bgr in read_frames_bgr(hamilton_clip, 60)]
+
+
+@pytest.fixture(scope="module")
+def tracker() -> Iterator[FaceTracker]:
+    with FaceTracker(TrackerConfig(hold_frames=2)) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def face_frame_bgr(celeba_crops_rgb: list[np.ndarray]) -> np.ndarray:
+    """One real face, scaled and padded so that the detector sees it comfortably."""
+    crop_bgr = cv2.resize(cv2.cvtColor(celeba_crops_rgb[0], cv2.COLOR_RGB2BGR), (96, 96))
+    return cv2.copyMakeBorder(crop_bgr, 52, 52, 52, 52, cv2.BORDER_REPLICATE)
+
+
+def test_hamilton_faces_found_in_most_frames(hamilton_faces: list[list[Face]]) -> None:
+    detected = [any(face.age == 0 for face in faces) for faces in hamilton_faces]
+    assert np.mean(detected) >= 0.9
+    meshed = [face.landmarks_xy is not None for faces in hamilton_faces[:20] for face in faces]
+    assert np.mean(meshed) >= 0.8  # the first shot is a frontal face
+
+
+def test_hamilton_ids_stable(hamilton_faces: list[list[Face]]) -> None:
+    for before, after in itertools.pairwise(hamilton_faces):
+        for face in after:
+            overlaps = [
+                f for f in before if _iou_matrix(f.box_xyxy[None], face.box_xyxy[None]) > 0.5
+            ]
+            assert all(f.track_id == face.track_id for f in overlaps)
+    first_shot_ids = {face.track_id for faces in hamilton_faces[:20] for face in faces}
+    assert first_shot_ids == {0}
+
+
+def test_hamilton_geometry(hamilton_faces: list[list[Face]]) -> None:
+    for faces in hamilton_faces:
+        assert [f.track_id for f in faces] == sorted(f.track_id for f in faces)
+        for face in faces:
+            assert face.box_xyxy.dtype == np.float32 and face.box_xyxy.shape == (4,)
+            assert face.keypoints_xy.dtype == np.float32 and face.keypoints_xy.shape == (6, 2)
+            # eyes, nose and mouth lie in the box; the ear points may stick out on profiles
+            inner_xy = face.keypoints_xy[:4]
+            assert (inner_xy >= face.box_xyxy[:2] - 1).all()
+            assert (inner_xy <= face.box_xyxy[2:] + 1).all()
+            if face.landmarks_xy is not None:
+                assert face.landmarks_xy.shape == (NUM_LANDMARKS, 2)
+                assert face.landmarks_xy.dtype == np.float32
+
+
+def test_held_face_then_dropped(tracker: FaceTracker, face_frame_bgr: np.ndarray) -> None:
+    tracker.reset()
+    blank_bgr = np.zeros_like(face_frame_bgr)
+    [seen] = tracker.update(face_frame_bgr)
+    assert seen.age == 0
+    for age in (1, 2):  # hold_frames = 2
+        [held] = tracker.update(blank_bgr)
+        assert (held.track_id, held.age) == (seen.track_id, age)
+        np.testing.assert_array_equal(held.box_xyxy, seen.box_xyxy)
+    assert tracker.update(blank_bgr) == []
+    [again] = tracker.update(face_frame_bgr)
+    assert again.track_id > seen.track_id  # ids are never reused
+
+
+def test_reset_forgets_tracks(tracker: FaceTracker, face_frame_bgr: np.ndarray) -> None:
+    [first] = tracker.update(face_frame_bgr)
+    tracker.reset()
+    [second] = tracker.update(face_frame_bgr)
+    assert second.track_id > first.track_id and second.age == 0
+
+
+@pytest.mark.parametrize("max_faces, expected", [(1, 1), (2, 2), (4, 3)])
+def test_max_faces(face_frame_bgr: np.ndarray, max_faces: int, expected: int) -> None:
+    tiled_bgr = np.hstack([face_frame_bgr] * 3)
+    with FaceTracker(TrackerConfig(max_faces=max_faces)) as tracker:
+        faces = tracker.update(tiled_bgr)
+    assert len(faces) == expected
+    assert len({face.track_id for face in faces}) == expected
+
+
+@pytest.mark.parametrize("size_wh", [(640, 360), (1, 1), (64, 480)])
+def test_blank_frame_has_no_faces(tracker: FaceTracker, size_wh: tuple[int, int]) -> None:
+    tracker.reset()
+    assert tracker.update(np.zeros((size_wh[1], size_wh[0], 3), np.uint8)) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((10, 10), np.uint8),
+        np.zeros((10, 10, 4), np.uint8),
+        np.zeros((10, 10, 3)),
+        np.zeros((0, 10, 3), np.uint8),
+    ],
+)
+def test_bad_frame_rejected(tracker: FaceTracker, bad: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="frame_bgr must be an H x W x 3 uint8 array"):
+        tracker.update(bad)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_faces", 0),
+        ("max_faces", 17),
+        ("hold_frames", -1),
+        ("hold_frames", 31),
+        ("min_confidence", 0.0),
+        ("min_confidence", 1.0),
+        ("mesh_crop_px", 32),
+        ("mesh_crop_scale", 0.5),
+        ("mesh_max_eye_error", 0.0),
+        ("iou_match", 0.0),
+    ],
+)
+def test_config_validation(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=rf"^{field} must be between .* got {value}$"):
+        TrackerConfig(**{field: value})
+
+
+def test_landmarks_on_celeba_crops(celeba_crops_rgb: list[np.ndarray]) -> None:
+    with CropLandmarker() as landmarker:
+        for crop_rgb in celeba_crops_rgb:
+            landmarks_xy = detect_landmarks_on_crop(crop_rgb, landmarker)
+            assert landmarks_xy is not None and landmarks_xy.shape == (NUM_LANDMARKS, 2)
+            height, width = crop_rgb.shape[:2]
+            # a tight crop can cut the chin, so allow landmarks a little past its edges
+            margin = 0.1 * max(height, width)
+            assert (landmarks_xy >= -margin).all()
+            assert (landmarks_xy <= np.array([width, height]) + margin).all()
+            right_eye_x, left_eye_x = landmarks_xy[33, 0], landmarks_xy[263, 0]
+            assert right_eye_x < width / 2 < left_eye_x  # the subject's right eye is on the left
+            assert landmarks_xy[33, 1] < landmarks_xy[13, 1]  # eyes above the mouth
+
+
+def test_landmarks_on_crop_without_landmarker(celeba_crops_rgb: list[np.ndarray]) -> None:
+    assert detect_landmarks_on_crop(celeba_crops_rgb[1]).shape == (NUM_LANDMARKS, 2)
+    assert detect_landmarks_on_crop(np.zeros((80, 80, 3), np.uint8)) is None
+
+
+def test_masked_webcam_detected(masked_clip: Path) -> None:
+    with FaceTracker() as tracker:
+        results = [tracker.update(frame_bgr) for frame_bgr in read_frames_bgr(masked_clip, 30)]
+    assert np.mean([any(face.age == 0 for face in faces) for faces in results]) >= 0.8
+    assert {face.track_id for faces in results for face in faces} == {0}
+
+
+@pytest.mark.parametrize("with_visibility", [False, True])
+def test_landmark_parsing_matches_protobuf(with_visibility: bool) -> None:
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-0.2, 1.2, size=(NUM_LANDMARKS, 3)).astype(np.float32)
+    landmark_list = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in points:
+        point = landmark_list.landmark.add(x=x, y=y, z=z)
+        if with_visibility:
+            point.visibility = 0.9  # a layout the fast path does not know
+    np.testing.assert_array_equal(_normalized_xy(landmark_list), points[:, :2])
+
+
+@pytest.mark.parametrize(
+    "box_a, box_b, expected",
+    [
+        ([0, 0, 10, 10], [0, 0, 10, 10], 1.0),
+        ([0, 0, 10, 10], [5, 0, 15, 10], 1 / 3),
+        ([0, 0, 10, 10], [20, 20, 30, 30], 0.0),
+        ([0, 0, 0, 0], [0, 0, 0, 0], 0.0),
+    ],
+)
+def test_iou(box_a: list[float], box_b: list[float], expected: float) -> None:
+    iou = _iou_matrix(np.array([box_a], np.float32), np.array([box_b], np.float32))
+    assert iou.shape == (1, 1) and iou[0, 0] == pytest.approx(expected)
