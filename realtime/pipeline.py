@@ -100,6 +100,9 @@ class Pipeline:
         t = time.perf_counter()
         faces = self.tracker.update(frame.bgr)
         t = _lap(timings, "detect", t)
+        # The face mesh serves alignment, so its share of the tracker's time counts there.
+        mesh_ms = getattr(self.tracker, "last_timings_ms", {}).get("mesh", 0.0)
+        timings["detect"] -= mesh_ms
         if not faces:
             h, w = frame.bgr.shape[:2]
             mask = np.zeros((h, w), np.float32) if self.config.want_mask else None
@@ -109,6 +112,7 @@ class Pipeline:
                                          self.config.crop_size) for f in faces]
         crops_rgb = np.stack([warp_to_crop(frame.bgr, a) for a in alignments])
         t = _lap(timings, "align", t)
+        timings["align"] += mesh_ms
         probs_hw = segment(self.engines.segmenter, crops_rgb)
         masks_hw = self._smooth(faces, probs_hw, alignments)
         t = _lap(timings, "segment", t)

@@ -22,8 +22,11 @@ finds, so that one fills in whenever fewer faces are found than are being tracke
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Self
@@ -159,6 +162,28 @@ class _Closing:
         self.close()
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr(active: bool = True) -> Iterator[None]:
+    """Hides what MediaPipe's C++ side prints while its graphs start.
+
+    Building and first running the graphs prints a dozen absl/TFLite lines (XNNPACK delegate,
+    feedback tensors, NORM_RECT) that no environment variable silences and that say nothing
+    to a user. Python exceptions are unaffected: they are raised, not printed, in here.
+    """
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _static_mesh() -> FaceMesh:
     """One mesh graph for every face and frame.
 
@@ -289,15 +314,19 @@ class FaceTracker(_Closing):
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config if config is not None else TrackerConfig()
-        self._detector = FaceDetection(
-            model_selection=1, min_detection_confidence=self.config.min_confidence
-        )
-        self._mesh = _static_mesh() if self.config.use_mesh else None
-        self._short_detector = (
-            FaceDetection(model_selection=0, min_detection_confidence=self.config.min_confidence)
-            if self.config.close_range
-            else None
-        )
+        with _quiet_native_stderr():
+            self._detector = FaceDetection(
+                model_selection=1, min_detection_confidence=self.config.min_confidence
+            )
+            self._mesh = _static_mesh() if self.config.use_mesh else None
+            self._short_detector = (
+                FaceDetection(
+                    model_selection=0, min_detection_confidence=self.config.min_confidence
+                )
+                if self.config.close_range
+                else None
+            )
+        self._graphs_started = False
         self._tracks: dict[int, Face] = {}
         self._next_id = 0
         self.last_timings_ms: dict[str, float] = {}
@@ -308,19 +337,22 @@ class FaceTracker(_Closing):
         _check_image(frame_bgr, "frame_bgr")
         start = time.perf_counter()
         frame_rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)  # MediaPipe wants RGB
-        detections = self._detect(frame_rgb)
-        detected_at = time.perf_counter()
-        faces = [
-            Face(
-                track_id=track_id,
-                box_xyxy=detection.box_xyxy,
-                keypoints_xy=detection.keypoints_xy,
-                landmarks_xy=self._landmarks(frame_rgb, detection),
-                score=detection.score,
-            )
-            for track_id, detection in self._assign_ids(detections)
-        ]
+        with _quiet_native_stderr(not self._graphs_started):
+            detections = self._detect(frame_rgb)
+            detected_at = time.perf_counter()
+            faces = [
+                Face(
+                    track_id=track_id,
+                    box_xyxy=detection.box_xyxy,
+                    keypoints_xy=detection.keypoints_xy,
+                    landmarks_xy=self._landmarks(frame_rgb, detection),
+                    score=detection.score,
+                )
+                for track_id, detection in self._assign_ids(detections)
+            ]
         meshed_at = time.perf_counter()
+        self._graphs_started = self._graphs_started or any(
+            f.landmarks_xy is not None for f in faces)
         self._keep(faces + self._held({face.track_id for face in faces}))
         self.last_timings_ms = {
             "detect": (detected_at - start) * 1e3,
