@@ -20,7 +20,7 @@ DESCRIPTION = """\
 Remove face masks from faces in live or recorded video, in real time.
 
 Faces are found with MediaPipe, the mask region is segmented by a small U-Net, and a GAN
-generator paints a plausible lower face under it. The painted face is a guess, not the hidden
+generator paints the face under it. The painted face is a plausible guess, not the hidden
 identity; written outputs say so in their metadata and carry a 'reconstructed' tag.
 """
 

@@ -102,13 +102,20 @@ def build_pipeline(config: RunConfig, log: Callable[[str], None]) -> Pipeline:
 
 
 def run(config: RunConfig, log: Callable[[str], None] = print,
-        pipeline: Pipeline | None = None) -> dict:
-    """Processes the whole source; returns the summary that ``--stats-json`` writes."""
+        pipeline: Pipeline | None = None, source=None) -> dict:
+    """Processes the whole source; returns the summary that ``--stats-json`` writes.
+
+    ``pipeline`` and ``source`` may be passed already built (the web demo keeps one pipeline
+    per session; tests and benchmarks feed simulated cameras); otherwise they come from
+    ``config``.
+    """
     from realtime.sinks import DisplaySink, draw_label, open_sink
     from realtime.sources import open_source
 
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(config.source))
+        if source is None:
+            source = open_source(config.source)
+        source = stack.enter_context(source)
         info = source.info
         out_info = _output_info(info, config.side_by_side)
         sinks, written = [], []
@@ -131,7 +138,7 @@ def run(config: RunConfig, log: Callable[[str], None] = print,
         stats.finish()
         for sink in written:
             stats.stage_ms["encode"].extend(getattr(sink, "encode_ms", []))
-    summary = _summary(config, stats, info, pipeline, interrupted)
+    summary = _summary(config, stats, info, pipeline, interrupted, source)
     if config.stats_json:
         _write_json(Path(config.stats_json), summary)
     log(_one_line(summary, config))
@@ -197,7 +204,8 @@ def _progress_bar(config: RunConfig, info: StreamInfo):
     return tqdm(total=info.frame_count, unit="frame", dynamic_ncols=True, leave=False)
 
 
-def _summary(config, stats: RunStats, info: StreamInfo, pipeline, interrupted: bool) -> dict:
+def _summary(config, stats: RunStats, info: StreamInfo, pipeline, interrupted: bool,
+             source) -> dict:
     summary = stats.summary()
     engines = pipeline.engines
     summary.update({
@@ -210,6 +218,7 @@ def _summary(config, stats: RunStats, info: StreamInfo, pipeline, interrupted: b
         "inpainter": config.inpainter,
         "crop_size": config.crop_size,
         "warmup_ms": getattr(engines, "warmup_ms", None),
+        "frames_dropped": getattr(source, "dropped", 0) if info.live else 0,
     })
     if engines is not None and hasattr(engines, "telemetry"):
         summary["device"] = engines.telemetry()

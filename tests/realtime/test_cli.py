@@ -1,0 +1,109 @@
+"""The command line: help, the demo, and one clear line for every kind of bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+
+
+def cli(*args: str, cwd: Path | None = None, cache: Path | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess:
+    extra = ["--cache-dir", str(cache)] if cache is not None and args[0] != "--help" else []
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "realtime.cli", *args, *extra], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("realtime-unmask: error:")]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli-cache")
+
+
+def test_help_explains_inputs_options_and_commands() -> None:
+    proc = cli("--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    for word in ("--camera", "--input", "--output", "--backend", "--save-masks",
+                 "--stats-json", "--no-label", "demo", "compile", "plausible guess"):
+        assert word in text
+
+
+def test_demo_writes_a_side_by_side_clip(tmp_path: Path, cache: Path) -> None:
+    proc = cli("demo", "--seconds", "1", cwd=tmp_path, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "unmask_demo.mp4"
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert (v.width, v.height) == (1280, 360)
+        assert sum(1 for _ in c.decode(video=0)) == 25
+    assert "FPS" in proc.stderr and "onnxruntime-cpu" in proc.stderr
+
+
+def test_missing_input(tmp_path: Path) -> None:
+    proc = cli("--input", str(tmp_path / "nope.mp4"), "--output", str(tmp_path / "o.mp4"))
+    assert_one_line_error(proc, "not found", "nope.mp4")
+    assert not list(tmp_path.iterdir())
+
+
+def test_not_a_video(tmp_path: Path) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    proc = cli("--input", str(fake), "--output", str(tmp_path / "o.mp4"))
+    assert_one_line_error(proc, "notes.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
+
+
+def test_truncated_video(tmp_path: Path, hamilton_clip: Path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(hamilton_clip.read_bytes()[:2000])
+    proc = cli("--input", str(broken), "--output", str(tmp_path / "o.mp4"))
+    assert_one_line_error(proc, "broken.mp4")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_missing_camera() -> None:
+    proc = cli("--camera", "9", "--no-display", timeout=120)
+    assert_one_line_error(proc, "camera 9")
+
+
+def test_unwritable_output(tmp_path: Path, hamilton_clip: Path) -> None:
+    proc = cli("--input", str(hamilton_clip), "--output", str(tmp_path / "no" / "dir" / "o.mp4"))
+    assert_one_line_error(proc, "o.mp4")
+    assert not (tmp_path / "no").exists()
+
+
+def test_wrong_checkpoint(tmp_path: Path, hamilton_clip: Path, cache: Path) -> None:
+    bogus = tmp_path / "seg.safetensors"
+    bogus.write_bytes(b"\x00" * 64)
+    out = tmp_path / "o.mp4"
+    proc = cli("--input", str(hamilton_clip), "--output", str(out), "--segmenter", str(bogus),
+               cache=cache)
+    assert_one_line_error(proc, "seg.safetensors")
+    assert not out.exists() and not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--max-faces", "0"], "--max-faces must be between 1 and 16, got 0"),
+    (["--smoothing", "0"], "--smoothing"),
+])
+def test_bad_options(hamilton_clip: Path, args: list[str], needle: str) -> None:
+    assert_one_line_error(cli("--input", str(hamilton_clip), *args), needle)
+
+
+def test_no_input_is_a_usage_error() -> None:
+    proc = cli("--output", "x.mp4")
+    assert proc.returncode == 2 and "--camera INDEX or --input PATH" in proc.stderr

@@ -1,0 +1,153 @@
+"""The whole loop on real clips, image folders and a simulated camera, with random weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from realtime.loop import RunConfig, build_pipeline, run
+from realtime.sinks import PROVENANCE
+from realtime.sources import CameraSource, SimulatedCamera
+from realtime.stats import STAGES
+
+
+@pytest.fixture(scope="session")
+def engine_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("engine-cache")
+
+
+def _probe(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = sum(1 for _ in c.decode(video=0))
+        audio = [s.codec_context.name for s in c.streams.audio]
+        return {"frames": frames, "size": (v.width, v.height), "rate": v.average_rate,
+                "audio": audio, "comment": {k.lower(): x for k, x in c.metadata.items()}.get(
+                    "comment")}
+
+
+@pytest.mark.parametrize("clip_name", ["hamilton_clip_640x360.mp4", "masked_webcam_256.mp4"])
+def test_real_clip_keeps_frames_size_rate_and_audio(shared_data: Path, tmp_path: Path,
+                                                     engine_cache: Path, clip_name: str) -> None:
+    clip = shared_data / "videos" / clip_name
+    out = tmp_path / "out.mp4"
+    stats_path = tmp_path / "stats.json"
+    summary = run(RunConfig(source=str(clip), output=str(out), stats_json=str(stats_path),
+                            cache_dir=engine_cache, progress=False), log=lambda _: None)
+    src, dst = _probe(clip), _probe(out)
+    assert dst["frames"] == src["frames"] == summary["frames"]
+    assert dst["size"] == src["size"]
+    assert dst["rate"] == src["rate"]
+    assert dst["audio"] == src["audio"]  # copied as is (AAC for hamilton, none for the webcam)
+    assert dst["comment"] == PROVENANCE
+    assert summary["frames_with_faces"] > 0.8 * summary["frames"]
+    stats = json.loads(stats_path.read_text())
+    assert set(stats["latency_ms"]) == set(STAGES)
+    assert all(stats["latency_ms"][s]["n"] > 0 for s in STAGES)
+    assert stats["fps"] > 0 and stats["backend"] == "onnxruntime-cpu"
+    assert not list(tmp_path.glob(".*partial*"))  # no temporary file left behind
+
+
+def test_faces_are_changed_and_the_background_is_not(hamilton_clip: Path, tmp_path: Path,
+                                                    engine_cache: Path) -> None:
+    out = tmp_path / "frames"
+    run(RunConfig(source=str(hamilton_clip), output=str(out), label=False, save_masks=True,
+                  max_frames=5, cache_dir=engine_cache, progress=False), log=lambda _: None)
+    with av.open(str(hamilton_clip)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    result = cv2.imread(str(out / "frame_000000.png"))
+    mask = cv2.imread(str(out / "masks" / "frame_000000.png"), cv2.IMREAD_GRAYSCALE)
+    assert set(np.unique(mask)) <= {0, 255} and mask.any()
+    diff = np.abs(result.astype(int) - first.astype(int)).max(axis=2)
+    far = cv2.dilate(mask, np.ones((15, 15), np.uint8)) == 0
+    assert diff[mask == 255].mean() > 5  # painted (noise, with random weights)
+    assert np.percentile(diff[far], 99) <= 3  # elsewhere only the codec's rounding
+
+
+def test_image_folder_with_masks(shared_data: Path, tmp_path: Path, engine_cache: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    names = sorted(p.name for p in (shared_data / "masked_real").glob("*.png"))[:3]
+    for name in names:
+        shutil.copy(shared_data / "masked_real" / name, photos / name)
+    blank = np.full((90, 120, 3), 128, np.uint8)
+    cv2.imwrite(str(photos / "no_face.jpg"), blank)
+    out = tmp_path / "out"
+    summary = run(RunConfig(source=str(photos), output=str(out), save_masks=True,
+                            cache_dir=engine_cache, progress=False), log=lambda _: None)
+    assert summary["frames"] == 4
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted([*names, "no_face.jpg"])
+    for name in [*names, "no_face.jpg"]:
+        src = cv2.imread(str(photos / name))
+        mask = cv2.imread(str(out / "masks" / f"{Path(name).stem}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == src.shape[:2] and set(np.unique(mask)) <= {0, 255}
+    assert not cv2.imread(str(out / "masks" / "no_face.png")).any()
+    from PIL import Image
+
+    assert Image.open(out / names[0]).info.get("Comment") == PROVENANCE
+
+
+def test_simulated_camera_reports_latency(hamilton_clip: Path, tmp_path: Path,
+                                          engine_cache: Path) -> None:
+    config = RunConfig(source=0, output=str(tmp_path / "live.mp4"), display=False,
+                       max_frames=45, cache_dir=engine_cache, progress=False)
+    pipeline = build_pipeline(config, log=lambda _: None)
+    summary = run(config, log=lambda _: None, pipeline=pipeline,
+                  source=SimulatedCamera(hamilton_clip, fps=30.0))
+    assert summary["frames"] == 45
+    latency = summary["capture_to_output_ms"]
+    assert latency is not None and latency["n"] == 45 and 0 < latency["p50"] < 2000
+    assert summary["frames_dropped"] >= 0
+    assert _probe(tmp_path / "live.mp4")["frames"] == 45
+
+
+class FakeCapture:
+    """A camera that delivers a moving face picture."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self.frames, self.i = frames, 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def read(self):
+        if self.i >= len(self.frames):
+            return False, None
+        self.i += 1
+        return True, self.frames[self.i - 1].copy()
+
+    def get(self, prop: int) -> float:
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def test_camera_path_with_a_fake_capture(masked_clip: Path, engine_cache: Path) -> None:
+    with av.open(str(masked_clip)) as c:
+        frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(20), c.decode(video=0))]
+    source = CameraSource(0, capture_factory=lambda index: FakeCapture(frames))
+    config = RunConfig(source=0, display=False, cache_dir=engine_cache, progress=False)
+    summary = run(config, log=lambda _: None, source=source)
+    assert 1 <= summary["frames"] <= 20  # a live source may drop stale frames
+    assert summary["frames"] + summary["frames_dropped"] >= 19
+    assert summary["capture_to_output_ms"] is not None
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"max_faces": 0}, "--max-faces must be between 1 and 16, got 0"),
+    ({"crop_size": 64}, "--crop"),
+    ({"save_masks": True}, "--save-masks needs --output"),
+])
+def test_run_config_validation(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        RunConfig(source="x.mp4", **kwargs)
