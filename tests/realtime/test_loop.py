@@ -113,7 +113,7 @@ class FakeCapture:
     def __init__(self, frames: list[np.ndarray]) -> None:
         self.frames, self.i = frames, 0
 
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+    def isOpened(self) -> bool:  # OpenCV's name
         return True
 
     def read(self):
@@ -134,7 +134,8 @@ class FakeCapture:
 
 def test_camera_path_with_a_fake_capture(masked_clip: Path, engine_cache: Path) -> None:
     with av.open(str(masked_clip)) as c:
-        frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(20), c.decode(video=0))]
+        decoded = zip(range(20), c.decode(video=0), strict=False)
+        frames = [f.to_ndarray(format="bgr24") for _, f in decoded]
     source = CameraSource(0, capture_factory=lambda index: FakeCapture(frames))
     config = RunConfig(source=0, display=False, cache_dir=engine_cache, progress=False)
     summary = run(config, log=lambda _: None, source=source)
