@@ -1,0 +1,196 @@
+"""Aligned faces, the cache, splits and the synthetic occlusions, on a handful of real faces."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime.align import CANONICAL_XY
+from training import data
+from training.data import (
+    FaceSet,
+    Occluders,
+    OcclusionConfig,
+    OcclusionDataset,
+    face_box_xyxy,
+    head_pose,
+    load_face_folder,
+    split_faces,
+)
+
+ONLY = {
+    "template": OcclusionConfig(template_p=1, rectangle_p=0, freeform_p=0, flip_p=0),
+    "rectangle": OcclusionConfig(template_p=0, rectangle_p=1, freeform_p=0, flip_p=0),
+    "freeform": OcclusionConfig(template_p=0, rectangle_p=0, freeform_p=1, flip_p=0),
+}
+
+
+def test_faces_are_aligned_to_the_canonical_layout(faces: FaceSet) -> None:
+    assert len(faces) == 8 and faces.skipped == 0
+    assert faces.crops_rgb.shape == (8, 128, 128, 3) and faces.crops_rgb.dtype == np.uint8
+    assert faces.landmarks_xy.shape == (8, 468, 2) and faces.landmarks_xy.dtype == np.float32
+    eyes_xy = faces.landmarks_xy[:, [33, 133]].mean(axis=1)
+    np.testing.assert_allclose(eyes_xy, np.broadcast_to(CANONICAL_XY[0] * 128, (8, 2)), atol=4)
+    chin_y = faces.landmarks_xy[:, 152, 1]
+    assert ((chin_y > 0.65 * 128) & (chin_y < 0.95 * 128)).all()  # the chin stays in the crop
+
+
+@pytest.mark.parametrize("kind", list(ONLY))
+def test_sample_shapes_ranges_and_mask_matches_occluder(
+    kind: str, faces: FaceSet, occluders: Occluders
+) -> None:
+    dataset = OcclusionDataset(faces, occluders, ONLY[kind], seed=3)
+    for k in range(8):
+        masked_rgb, mask_hw, clean_rgb, got_kind = dataset.sample(k)
+        assert got_kind == kind
+        assert masked_rgb.shape == clean_rgb.shape == (128, 128, 3)
+        assert masked_rgb.dtype == clean_rgb.dtype == np.uint8
+        assert mask_hw.shape == (128, 128) and mask_hw.dtype == np.float32
+        assert set(np.unique(mask_hw)) <= {0.0, 1.0}
+        assert 0.005 < mask_hw.mean() < 0.7
+        outside = mask_hw == 0
+        np.testing.assert_array_equal(masked_rgb[outside], clean_rgb[outside])
+        changed = (masked_rgb != clean_rgb).any(axis=2)
+        assert changed[mask_hw == 1].mean() > 0.6  # the occluder really is where the mask is
+
+
+def test_clean_crop_is_the_aligned_face_or_its_mirror(faces: FaceSet,
+                                                      occluders: Occluders) -> None:
+    dataset = OcclusionDataset(faces, occluders, OcclusionConfig(flip_p=0.5), seed=0,
+                               shuffle=False)
+    flips = 0
+    for k in range(16):
+        _, _, clean_rgb, _ = dataset.sample(k)
+        face = faces.crops_rgb[k % len(faces)]
+        flipped = np.array_equal(clean_rgb, face[:, ::-1])
+        assert flipped or np.array_equal(clean_rgb, face)
+        flips += flipped
+    assert 0 < flips < 16
+
+
+def test_samples_are_deterministic_and_order_independent(faces: FaceSet,
+                                                         occluders: Occluders) -> None:
+    def make(seed: int) -> OcclusionDataset:
+        return OcclusionDataset(faces, occluders, OcclusionConfig(), seed=seed)
+
+    a, b, c = make(7), make(7), make(8)
+    forward = [a.sample(k) for k in range(12)]
+    backward = [b.sample(k) for k in reversed(range(12))][::-1]
+    for x, y in zip(forward, backward, strict=True):
+        for u, v in zip(x[:3], y[:3], strict=True):
+            np.testing.assert_array_equal(u, v)
+    other = [c.sample(k) for k in range(12)]
+    assert any(not np.array_equal(x[1], y[1]) for x, y in zip(forward, other, strict=True))
+
+
+def test_epochs_visit_every_face_once(faces: FaceSet, occluders: Occluders) -> None:
+    dataset = OcclusionDataset(faces, occluders, OcclusionConfig(), seed=1)
+    n = len(faces)
+    for epoch in range(3):
+        assert sorted(dataset.face_index(epoch * n + i) for i in range(n)) == list(range(n))
+    assert [dataset.face_index(i) for i in range(n)] != [dataset.face_index(n + i)
+                                                          for i in range(n)]
+
+
+def test_rectangles_cover_10_to_30_percent_of_the_face(faces: FaceSet,
+                                                       occluders: Occluders) -> None:
+    dataset = OcclusionDataset(faces, occluders, ONLY["rectangle"], seed=5, shuffle=False)
+    for k in range(24):
+        _, mask_hw, _, _ = dataset.sample(k)
+        x0, y0, x1, y1 = face_box_xyxy(faces.landmarks_xy[k % len(faces)], 128)
+        box_area = (x1 - x0) * (y1 - y0)
+        assert mask_hw[y0:y1, x0:x1].sum() == mask_hw.sum()  # inside the face box
+        assert 0.10 - 0.01 <= mask_hw.sum() / box_area <= 0.30 + 0.01
+        rows, cols = np.nonzero(mask_hw)
+        assert mask_hw.sum() == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)  # one solid rectangle
+
+
+def test_template_masks_cover_the_mouth_not_the_eyes(faces: FaceSet,
+                                                     occluders: Occluders) -> None:
+    dataset = OcclusionDataset(faces, occluders, ONLY["template"], seed=11, shuffle=False)
+    checked_eyes = 0
+    for k in range(16):
+        _, mask_hw, _, _ = dataset.sample(k)
+        marks = faces.landmarks_xy[k % len(faces)]
+        mouth_x, mouth_y = np.round(marks[[13, 14]].mean(axis=0)).astype(int)
+        assert mask_hw[mouth_y, mouth_x] == 1, f"sample {k}: mouth not covered"
+        # On strongly turned heads the far-side template edge can reach the far eye (as in
+        # MaskTheFace); on frontal faces the eyes stay clear.
+        for eye in ((33, 133), (362, 263)) if head_pose(marks) == "front" else ():
+            eye_x, eye_y = np.round(marks[list(eye)].mean(axis=0)).astype(int)
+            window = mask_hw[eye_y - 2:eye_y + 3, eye_x - 2:eye_x + 3]
+            assert window.mean() < 0.5, f"sample {k}: eye covered"
+            checked_eyes += 1
+        rows, _ = np.nonzero(mask_hw)
+        assert rows.mean() > 0.5 * 128, f"sample {k}: not on the lower half of the crop"
+    assert checked_eyes >= 16
+
+
+def test_template_pose_follows_head_yaw(faces: FaceSet) -> None:
+    marks = faces.landmarks_xy[0].copy()
+    width = marks[454, 0] - marks[234, 0]
+    marks[1, 0] = marks[234, 0] + 0.5 * width
+    assert head_pose(marks) == "front"
+    marks[1, 0] = marks[234, 0] + 0.2 * width
+    assert head_pose(marks) == "left"
+    marks[1, 0] = marks[234, 0] + 0.8 * width
+    assert head_pose(marks) == "right"
+
+
+def test_batches_are_tensors_in_range(faces: FaceSet, occluders: Occluders) -> None:
+    dataset = OcclusionDataset(faces, occluders, OcclusionConfig(), seed=0)
+    batch = dataset.batch(step=3, batch_size=5)
+    assert batch["masked"].shape == batch["clean"].shape == (5, 3, 128, 128)
+    assert batch["mask"].shape == (5, 1, 128, 128)
+    for key in ("masked", "clean"):
+        assert batch[key].min() >= -1 and batch[key].max() <= 1
+    assert len(batch["kinds"]) == 5
+    again = dataset.batch(step=3, batch_size=5)
+    assert (again["masked"] == batch["masked"]).all()
+
+
+def test_folder_is_aligned_once_then_read_from_the_cache(
+    face_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    first = load_face_folder(face_dir, 128, cache, progress=False)
+    assert len(list(cache.glob("*.npz"))) == 1
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("aligned again instead of reading the cache")
+
+    monkeypatch.setattr(data, "align_images", fail)
+    second = load_face_folder(face_dir, 128, cache, progress=False)
+    np.testing.assert_array_equal(first.crops_rgb, second.crops_rgb)
+    np.testing.assert_array_equal(first.landmarks_xy, second.landmarks_xy)
+    assert first.names == second.names
+    (face_dir / first.names[0]).unlink()  # a different file list is a different cache entry
+    with pytest.raises(AssertionError, match="aligned again"):
+        load_face_folder(face_dir, 128, cache, progress=False)
+
+
+def test_split_uses_validation_names_or_a_holdout(faces: FaceSet) -> None:
+    train, val = split_faces(faces)
+    assert val.names == ("validation_1002.png", "validation_1003.png")
+    assert len(train) == 6 and not set(train.names) & set(val.names)
+    renamed = replace(faces, names=tuple(f"img_{i}.png" for i in range(len(faces))))
+    train, val = split_faces(renamed, holdout_every=4)
+    assert val.names == ("img_3.png", "img_7.png") and len(train) == 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"template_p": 0.5}, "sum to 1"),
+        ({"template_p": 1.2, "rectangle_p": -0.2}, ">= 0"),
+        ({"rect_coverage": (0.3, 0.1)}, "rect_coverage"),
+        ({"flip_p": 1.5}, "flip_p"),
+        ({"texture_p": 0.7, "tint_p": 0.6}, "texture_p"),
+    ],
+)
+def test_occlusion_config_rejects_bad_values(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        OcclusionConfig(**kwargs)

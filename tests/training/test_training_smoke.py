@@ -1,0 +1,109 @@
+"""Tiny training runs: checkpoints load, and --resume continues exactly.
+
+The segmenter runs as ``python -m`` subprocesses (the real entry point); the other runs call
+``main`` in-process, which saves ~8 s of imports each on a busy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training import train_inpainter, train_segmenter
+from training.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
+                            capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def tiny_args(face_dir: Path, masks_root: Path, tmp_path: Path, out: Path) -> list[str]:
+    return ["--data", str(face_dir), "--masks", str(masks_root), "--cache",
+            str(tmp_path / "cache"), "--out", str(out), "--batch-size", "2", "--width", "8",
+            "--val-every", "2", "--val-samples", "2", "--no-progress"]
+
+
+def losses_by_step(out: Path, key: str) -> dict[int, float]:
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {row["step"]: row[key] for row in lines if key in row}
+
+
+@pytest.mark.slow
+def test_segmenter_trains_saves_and_resumes_exactly(
+    face_dir: Path, masks_root: Path, tmp_path: Path
+) -> None:
+    args = tiny_args(face_dir, masks_root, tmp_path, tmp_path / "seg")
+    run_module("training.train_segmenter", *args, "--steps", "2")
+    _, meta = load_checkpoint(tmp_path / "seg" / "segmenter.safetensors",
+                                  expected_kind="segmenter")
+    assert {"width": 8, "depth": 6}.items() <= meta["arch"].items()
+    assert meta["crop_size"] == 128
+    assert meta["meta"]["step"] == 2
+    assert meta["meta"]["data"]["train"] == 6 and meta["meta"]["data"]["validation"] == 2
+    assert set(meta["meta"]["val_metrics"]) == {"val_loss", "val_iou", "val_f1"}
+    assert list((tmp_path / "seg" / "samples").glob("step_000002.png"))
+
+    run_module("training.train_segmenter", *args, "--steps", "4", "--resume")
+    _, meta = load_checkpoint(tmp_path / "seg" / "segmenter.safetensors")
+    assert meta["meta"]["step"] == 4
+    resumed = losses_by_step(tmp_path / "seg", "loss")
+    assert sorted(resumed) == [1, 2, 3, 4]  # continued from step 2, nothing repeated
+
+    straight = tiny_args(face_dir, masks_root, tmp_path, tmp_path / "straight")
+    assert train_segmenter.main([*straight, "--steps", "4"]) == 0  # in-process: faster
+    assert losses_by_step(tmp_path / "straight", "loss") == resumed
+
+
+@pytest.mark.slow
+def test_inpainter_trains_with_both_discriminators_and_resumes(
+    face_dir: Path, masks_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "gen"
+    args = [*tiny_args(face_dir, masks_root, tmp_path, out), "--disc-width", "8",
+            "--region-start", "0.5"]
+    assert train_inpainter.main([*args, "--steps", "2"]) == 0  # in-process: subprocess above
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["step"] == 2 and state["region_step"] == 1  # 1/2 of the run: region D joins
+    assert losses_by_step(out, "d_r")[1] == 0.0 and losses_by_step(out, "d_r")[2] > 0
+    assert train_inpainter.main([*args, "--steps", "3", "--resume"]) == 0
+    _, meta = load_checkpoint(out / "generator.safetensors", expected_kind="generator")
+    assert {"width": 8, "depth": 4, "refine": False}.items() <= meta["arch"].items()
+    assert meta["meta"]["step"] == 3 and "code_revision" in meta["meta"]
+    assert {"val_psnr", "val_ssim", "val_psnr_mask", "val_rec"} <= set(meta["meta"][
+        "val_metrics"])
+    assert sorted(losses_by_step(out, "rec")) == [1, 2, 3]
+
+
+def test_bad_flags_exit_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert train_segmenter.main(["--out", str(tmp_path), "--crop", "200"]) == 1
+    assert "--crop must be 128 or 256, got 200" in capsys.readouterr().err
+    assert train_inpainter.main(["--out", str(tmp_path), "--lr-gen", "0"]) == 1
+    assert "learning rates must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_warm_start_and_time_budget(face_dir: Path, masks_root: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture) -> None:
+    first = tmp_path / "first"
+    args = [*tiny_args(face_dir, masks_root, tmp_path, first), "--disc-width", "8"]
+    # A budget far below one step: one step is taken, validated and saved, then it stops.
+    assert train_inpainter.main([*args, "--steps", "1000", "--minutes", "0.0001"]) == 0
+    assert json.loads((first / "train_state.json").read_text())["step"] == 1
+    warm = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "warm"), "--disc-width", "8",
+            "--steps", "1", "--init", str(first / "generator.safetensors")]
+    assert train_inpainter.main(warm) == 0
+    assert train_inpainter.main([*warm, "--refine"]) == 1  # another architecture
+    assert "does not match the requested architecture" in capsys.readouterr().err
+    refine = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "refine"), "--refine",
+              "--disc-width", "8", "--steps", "1"]
+    assert train_inpainter.main(refine) == 0
+    _, meta = load_checkpoint(tmp_path / "refine" / "generator.safetensors")
+    assert meta["arch"]["refine"] is True

@@ -1,0 +1,301 @@
+"""Plumbing shared by the two training scripts: the common config and CLI flags, data loading,
+resumable training state (safetensors + JSON, never pickle), sample grids, run metadata.
+
+The training loops themselves live in ``train_segmenter.py`` and ``train_inpainter.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from training.data import (
+    FaceSet,
+    OcclusionConfig,
+    OcclusionDataset,
+    default_cache_dir,
+    list_images,
+    load_faces,
+    load_occluders,
+    split_faces,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
+VAL_SEED = 1234
+"""Occlusions of the validation samples; fixed so every run is scored on the same set."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Flags shared by both trainers."""
+
+    data: tuple[Path, ...]
+    """Folders of unmasked faces (a folder of folders uses each subfolder with images)."""
+    masks: Path
+    """MaskTheFace's ``masks`` folder (masks.cfg, templates/, textures/)."""
+    cache: Path
+    """Where aligned faces are cached (one .npz per folder and crop size)."""
+    out: Path
+    """Output folder: checkpoint, training state, sample grids, metrics."""
+    steps: int = 20000
+    """Total optimizer steps (a resumed run continues up to this number)."""
+    minutes: float | None = None
+    """Wall-clock budget of this invocation; on expiry the run validates, saves and exits."""
+    batch_size: int = 16
+    width: int = 16
+    """Channels of the first U-Net level."""
+    crop: int = 128
+    """Aligned crop side: 128 or 256."""
+    seed: int = 0
+    val_every: int = 200
+    """Steps between validations (which also save the checkpoint and the training state)."""
+    val_samples: int = 128
+    """Validation samples (from the validation split, fixed occlusions)."""
+    resume: bool = False
+    """Continue from ``out/train_state.*``."""
+    init: Path | None = None
+    """Warm start: a checkpoint of the same kind and architecture to start from."""
+    occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (len(self.data) > 0, "--data needs at least one folder"),
+            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}"),
+            (self.minutes is None or self.minutes > 0,
+             f"--minutes must be positive, got {self.minutes}"),
+            (1 <= self.batch_size <= 512,
+             f"--batch-size must be between 1 and 512, got {self.batch_size}"),
+            (4 <= self.width <= 128, f"--width must be between 4 and 128, got {self.width}"),
+            (self.crop in (128, 256), f"--crop must be 128 or 256, got {self.crop}"),
+            (self.val_every >= 1, f"--val-every must be >= 1, got {self.val_every}"),
+            (self.val_samples >= 1, f"--val-samples must be >= 1, got {self.val_samples}"),
+            (self.init is None or self.init.is_file(),
+             f"--init checkpoint not found: {self.init}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    shared = REPO.parent / "shared" / "data"
+    d = TrainConfig.__dataclass_fields__
+    parser.add_argument("--data", type=Path, nargs="+", default=[shared / "faces"],
+                        help="folders of unmasked face images (default ../shared/data/faces)")
+    parser.add_argument("--masks", type=Path,
+                        default=shared / "mask_templates" / "masktheface" / "masks")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="aligned-face cache (default: the user cache)")
+    parser.add_argument("--out", type=Path, required=True)
+    for name in ("steps", "batch_size", "width", "crop", "seed", "val_every", "val_samples"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
+    parser.add_argument("--minutes", type=float, default=None)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="warm start from a checkpoint of the same architecture")
+    parser.add_argument("--occlusion-mix", type=float, nargs=3, default=(0.70, 0.15, 0.15),
+                        metavar=("TEMPLATE", "RECTANGLE", "FREEFORM"))
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def common_kwargs(args: argparse.Namespace) -> dict:
+    """TrainConfig fields from parsed flags."""
+    template, rectangle, freeform = args.occlusion_mix
+    return dict(
+        data=tuple(args.data), masks=args.masks, cache=args.cache or default_cache_dir(),
+        out=args.out, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+        width=args.width, crop=args.crop, seed=args.seed, val_every=args.val_every,
+        val_samples=args.val_samples, resume=args.resume, init=args.init,
+        occlusion=OcclusionConfig(template_p=template, rectangle_p=rectangle,
+                                  freeform_p=freeform),
+        progress=not args.no_progress)
+
+
+def setup_torch(seed: int) -> None:
+    torch.set_num_threads(2)
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # nothing should use it; seeded so a stray call stays reproducible
+    # CPU kernels are deterministic already (the resume test checks bit-equal losses);
+    # torch.use_deterministic_algorithms would import torch._dynamo, ~2 s per start.
+
+
+def face_folders(paths: tuple[Path, ...]) -> list[Path]:
+    """Each path if it holds images, else its subfolders that do (``faces/`` -> both sets)."""
+    folders = []
+    for path in paths:
+        if not path.is_dir():
+            raise FileNotFoundError(f"--data folder not found: {path}")
+        if list_images(path):
+            folders.append(path)
+        else:
+            subs = [p for p in sorted(path.iterdir()) if p.is_dir() and list_images(p)]
+            if not subs:
+                raise ValueError(f"no images in {path} or its subfolders")
+            folders += subs
+    return folders
+
+
+def build_datasets(config: TrainConfig) -> tuple[OcclusionDataset, OcclusionDataset, dict]:
+    """(train, validation, summary): the validation set has fixed occlusions, in order."""
+    folders = face_folders(config.data)
+    faces = load_faces(folders, config.crop, config.cache, progress=config.progress)
+    train, val = split_faces(faces)
+    occluders = load_occluders(config.masks, config.crop)
+    summary = {"folders": [str(f) for f in folders], "faces": len(faces),
+               "skipped_no_landmarks": faces.skipped, "train": len(train),
+               "validation": len(val), "templates": len(occluders.templates),
+               "textures": len(occluders.textures_rgb)}
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError(f"need training and validation faces, got {summary}")
+    val = _first(val, config.val_samples)
+    return (OcclusionDataset(train, occluders, config.occlusion, seed=config.seed),
+            OcclusionDataset(val, occluders, config.occlusion, seed=VAL_SEED, shuffle=False),
+            summary)
+
+
+def _first(faces: FaceSet, n: int) -> FaceSet:
+    return faces.subset(np.arange(min(n, len(faces))))
+
+
+def git_revision() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def run_meta(config: TrainConfig, summary: dict, metrics: dict, step: int,
+             train_seconds: float) -> dict:
+    """Checkpoint metadata: data summary, validation metrics, code revision, time."""
+    cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    cfg["data"] = [str(p) for p in config.data]
+    return {"data": summary, "val_metrics": metrics, "step": step,
+            "train_seconds": round(train_seconds, 1), "code_revision": git_revision(),
+            "config": cfg}
+
+
+# ---------------------------------------------------------------------------------------------
+# Resumable state
+
+
+def _optimizer_tensors(name: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    state = opt.state_dict()
+    tensors = {f"optim.{name}.{idx}.{key}": value.detach().clone().contiguous()
+               for idx, per_param in state["state"].items()
+               for key, value in per_param.items() if torch.is_tensor(value)}
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def save_train_state(out: Path, *, step: int, models: dict[str, nn.Module],
+                     optimizers: dict[str, torch.optim.Optimizer], info: dict) -> None:
+    """Models, optimizer moments, step and torch RNG as safetensors; the rest as JSON."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{name}.{k}": v.detach().clone().contiguous()
+               for name, model in models.items() for k, v in model.state_dict().items()}
+    groups = {}
+    for name, opt in optimizers.items():
+        opt_tensors, groups[name] = _optimizer_tensors(name, opt)
+        tensors.update(opt_tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out / (STATE_TENSORS + ".tmp")), metadata={"step": str(step)})
+    (out / (STATE_JSON + ".tmp")).write_text(json.dumps(
+        {"step": step, "optimizers": groups, **info}, indent=1))
+    os.replace(out / (STATE_TENSORS + ".tmp"), out / STATE_TENSORS)
+    os.replace(out / (STATE_JSON + ".tmp"), out / STATE_JSON)
+
+
+def load_train_state(out: Path, *, models: dict[str, nn.Module],
+                     optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+    """Restores models, optimizers and RNG in place; returns the JSON info (with ``step``)."""
+    from safetensors import safe_open
+
+    if not (out / STATE_TENSORS).is_file() or not (out / STATE_JSON).is_file():
+        raise FileNotFoundError(f"--resume: no training state in {out}")
+    info = json.loads((out / STATE_JSON).read_text())
+    with safe_open(str(out / STATE_TENSORS), framework="pt") as f:
+        if f.metadata().get("step") != str(info["step"]):
+            raise ValueError(f"{out}: training state files disagree on the step; "
+                             "delete them to start over")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    for name, model in models.items():
+        prefix = f"model.{name}."
+        model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
+                               if k.startswith(prefix)})
+    for name, opt in optimizers.items():
+        per_param: dict[int, dict] = {}
+        prefix = f"optim.{name}."
+        for key, value in tensors.items():
+            if key.startswith(prefix):
+                idx, field_name = key[len(prefix):].split(".", 1)
+                per_param.setdefault(int(idx), {})[field_name] = value
+        opt.load_state_dict({"state": per_param,
+                             "param_groups": info["optimizers"][name]["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    return info
+
+
+def warm_start(model: nn.Module, path: Path, kind: str) -> None:
+    """Copies a checkpoint's weights into ``model`` (same architecture required)."""
+    from training.checkpoint import load_checkpoint
+
+    source, _ = load_checkpoint(path, expected_kind=kind)
+    try:
+        model.load_state_dict(source.state_dict())
+    except RuntimeError as err:
+        raise ValueError(f"--init {path} does not match the requested architecture "
+                         f"(check --width/--depth/--refine): {str(err).splitlines()[0]}") from err
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures and time
+
+
+def to_uint8_rgb(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] (C = 3) or [0, 1] (C = 1) -> (N, H, W, 3) uint8."""
+    x = images.detach().float().cpu()
+    x = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else (x + 1) / 2
+    return (x.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def save_grid(path: Path, columns: list[torch.Tensor], rows: int = 8) -> None:
+    """PNG with one sample per row and the given columns side by side
+    (e.g. input | mask | output | target)."""
+    arrays = [to_uint8_rgb(c[:rows]) for c in columns]
+    grid_rgb = np.concatenate([np.concatenate(list(a), axis=0) for a in arrays], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(grid_rgb, cv2.COLOR_RGB2BGR))
+
+
+class Budget:
+    """Wall-clock budget of one invocation (None: unlimited)."""
+
+    def __init__(self, minutes: float | None) -> None:
+        self.start = time.monotonic()
+        self.seconds = None if minutes is None else minutes * 60
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def fraction(self) -> float:
+        return 0.0 if self.seconds is None else self.elapsed() / self.seconds
+
+    def spent(self) -> bool:
+        return self.seconds is not None and self.elapsed() >= self.seconds

@@ -1,0 +1,196 @@
+"""Train the mask segmenter (DWSC U-Net) on real unmasked faces with synthetic occluders.
+
+    python -m training.train_segmenter --out runs/seg --minutes 30
+    python -m training.train_segmenter --out runs/seg --minutes 30 --resume     # continue
+    python -m training.train_segmenter --data ~/ffhq --crop 256 --out runs/seg256 --steps 50000
+
+Loss: BCE + Dice on the mask logits. Validation (fixed occlusions on the validation split)
+reports per-image IoU and F1 at probability 0.5. Writes ``out/segmenter.safetensors`` (via
+``training.checkpoint.save_checkpoint``), ``out/train_state.{safetensors,json}`` for
+``--resume``, ``out/samples/step_*.png`` (input | mask | prediction | target) and
+``out/metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from training.common import (
+    Budget,
+    TrainConfig,
+    add_common_args,
+    build_datasets,
+    common_kwargs,
+    load_train_state,
+    run_meta,
+    save_grid,
+    save_train_state,
+    setup_torch,
+    warm_start,
+)
+from training.data import OcclusionDataset
+from training.losses import dice_loss
+from training.models import build_segmenter
+
+
+@dataclass(frozen=True)
+class SegmenterConfig(TrainConfig):
+    """Segmenter training: the shared flags plus these."""
+
+    depth: int = 6
+    """Down blocks of the U-Net (6 leaves a 2x2 bottleneck at 128 px)."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    dice_weight: float = 1.0
+    """Weight of the Dice loss next to BCE."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 3 <= self.depth <= 8 or self.crop % 2**self.depth:
+            raise ValueError(f"--depth must be 3..8 and divide the crop, got {self.depth}")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"--lr must be in (0, 1), got {self.lr}")
+        if self.dice_weight < 0:
+            raise ValueError(f"--dice-weight must be >= 0, got {self.dice_weight}")
+
+
+def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor,
+                      dice_weight: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, mask) + dice_weight * dice_loss(logits,
+                                                                                       mask)
+
+
+def iou_f1(pred: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image IoU and F1 of binary masks (N,1,H,W); 1.0 when both are empty."""
+    pred, mask = pred.flatten(1).float(), mask.flatten(1).float()
+    tp = (pred * mask).sum(1)
+    union = pred.sum(1) + mask.sum(1) - tp
+    both_empty = union == 0
+    iou = torch.where(both_empty, torch.ones_like(tp), tp / union.clamp(min=1))
+    f1 = torch.where(both_empty, torch.ones_like(tp),
+                     2 * tp / (pred.sum(1) + mask.sum(1)).clamp(min=1))
+    return iou, f1
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, val: OcclusionDataset, config: SegmenterConfig,
+             grid_path: object = None) -> dict:
+    """Mean loss, IoU and F1 over the validation set; saves a sample grid if asked."""
+    model.eval()
+    losses, ious, f1s = [], [], []
+    for start in range(0, len(val), config.batch_size):
+        batch = val.collate([val.sample(k) for k in
+                             range(start, min(start + config.batch_size, len(val)))])
+        logits = model(batch["masked"])
+        losses.append(segmentation_loss(logits, batch["mask"], config.dice_weight).item())
+        iou, f1 = iou_f1(logits > 0, batch["mask"] > 0.5)
+        ious.append(iou)
+        f1s.append(f1)
+        if start == 0 and grid_path is not None:
+            save_grid(grid_path, [batch["masked"], batch["mask"], torch.sigmoid(logits),
+                                  batch["clean"]])
+    model.train()
+    return {"val_loss": sum(losses) / len(losses), "val_iou": torch.cat(ious).mean().item(),
+            "val_f1": torch.cat(f1s).mean().item()}
+
+
+def save_outputs(model: torch.nn.Module, opt: torch.optim.Optimizer, config: SegmenterConfig,
+                 step: int, info: dict, metrics: dict, summary: dict) -> None:
+    """The training state for --resume and the checkpoint the app loads."""
+    from training.checkpoint import save_checkpoint
+
+    save_train_state(config.out, step=step, models={"segmenter": model},
+                     optimizers={"adam": opt}, info=info)
+    save_checkpoint(config.out / "segmenter.safetensors", model, kind="segmenter",
+                    arch={"width": config.width, "depth": config.depth},
+                    crop_size=config.crop,
+                    meta=run_meta(config, summary, metrics, step, info["train_seconds"]))
+
+
+def train(config: SegmenterConfig) -> dict:
+    """Runs until ``config.steps`` or the time budget; returns the last validation metrics."""
+    setup_torch(config.seed)
+    train_set, val_set, summary = build_datasets(config)
+    model = build_segmenter(width=config.width, depth=config.depth)
+    if config.init is not None:
+        warm_start(model, config.init, "segmenter")
+    # Depthwise convolutions run ~1.7x faster on CPU in NHWC; batches arrive NHWC already.
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    step, seconds_before, metrics = 0, 0.0, {}
+    if config.resume:
+        info = load_train_state(config.out, models={"segmenter": model},
+                                optimizers={"adam": opt})
+        step, seconds_before = info["step"], info["train_seconds"]
+    budget = Budget(config.minutes)
+    config.out.mkdir(parents=True, exist_ok=True)
+    log = (config.out / "metrics.jsonl").open("a")
+    bar = tqdm(total=config.steps, initial=step, disable=not config.progress, unit="step")
+    model.train()
+    try:
+        while step < config.steps and not budget.spent():
+            batch = train_set.batch(step, config.batch_size)
+            logits = model(batch["masked"])
+            loss = segmentation_loss(logits, batch["mask"], config.dice_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            log.write(json.dumps({"step": step, "loss": round(loss.item(), 5)}) + "\n")
+            if step % config.val_every == 0 or step == config.steps or budget.spent():
+                metrics = validate(model, val_set, config,
+                                   config.out / "samples" / f"step_{step:06d}.png")
+                bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}"
+                                                       for k, v in metrics.items()))
+                log.write(json.dumps({"step": step, **metrics}) + "\n")
+                info = {"train_seconds": seconds_before + budget.elapsed()}
+                save_outputs(model, opt, config, step, info, metrics, summary)
+    except KeyboardInterrupt:
+        bar.write(f"interrupted at step {step}: saving; continue with --resume")
+        info = {"train_seconds": seconds_before + budget.elapsed()}
+        save_outputs(model, opt, config, step, info, metrics, summary)
+        raise
+    finally:
+        bar.close()
+        log.close()
+    return {"step": step, **metrics}
+
+
+def parse_config(argv: list[str] | None) -> SegmenterConfig:
+    parser = argparse.ArgumentParser(prog="python -m training.train_segmenter",
+                                     description="Train the mask segmenter.")
+    add_common_args(parser)
+    parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--dice-weight", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    return SegmenterConfig(**common_kwargs(args), depth=args.depth, lr=args.lr,
+                           dice_weight=args.dice_weight)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.checkpoint import CheckpointError
+
+    try:
+        config = parse_config(argv)
+        result = train(config)
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
