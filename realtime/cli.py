@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--stats-json", metavar="FILE",
                      help="write frame counts, FPS and per-stage latency p50/p95 here")
     out.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    out.add_argument("--simulate-live", type=float, metavar="FPS",
+                     help="play a video file as if it were a camera at FPS: frames arrive in "
+                          "real time and stale ones are dropped (to test live latency)")
     out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_processing_options(parser)
     _add_engine_options(parser)
@@ -155,7 +158,16 @@ def cmd_run(argv: Sequence[str]) -> int:
     source = args.camera if args.camera is not None else args.input
     config = _run_config(args, source=source, output=args.output, display=args.display,
                          save_masks=args.save_masks, max_frames=args.max_frames)
-    run(config, log=_log)
+    live = None
+    if args.simulate_live is not None:
+        from realtime.sources import SimulatedCamera
+
+        if args.input is None or not 0 < args.simulate_live <= 240:
+            raise ValueError("--simulate-live needs --input FILE and an FPS between 0 and 240")
+        if not Path(args.input).is_file():
+            raise ValueError(f"input not found: {args.input}")
+        live = SimulatedCamera(Path(args.input), fps=args.simulate_live)
+    run(config, log=_log, source=live)
     return 0
 
 

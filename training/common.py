@@ -68,6 +68,8 @@ class TrainConfig:
     """Warm start: a checkpoint of the same kind and architecture to start from."""
     occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
     progress: bool = True
+    threads: int = 2
+    """PyTorch CPU threads; 1 when sharing two cores with other work (more only contend)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -108,6 +110,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--occlusion-mix", type=float, nargs=3, default=(0.70, 0.15, 0.15),
                         metavar=("TEMPLATE", "RECTANGLE", "FREEFORM"))
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="PyTorch CPU threads (default: 2)")
 
 
 def common_kwargs(args: argparse.Namespace) -> dict:
@@ -120,11 +124,11 @@ def common_kwargs(args: argparse.Namespace) -> dict:
         val_samples=args.val_samples, resume=args.resume, init=args.init,
         occlusion=OcclusionConfig(template_p=template, rectangle_p=rectangle,
                                   freeform_p=freeform),
-        progress=not args.no_progress)
+        progress=not args.no_progress, threads=args.threads)
 
 
-def setup_torch(seed: int) -> None:
-    torch.set_num_threads(2)
+def setup_torch(seed: int, threads: int = 2) -> None:
+    torch.set_num_threads(threads)
     torch.manual_seed(seed)
     np.random.seed(seed)  # nothing should use it; seeded so a stray call stays reproducible
     # CPU kernels are deterministic already (the resume test checks bit-equal losses);

@@ -145,7 +145,7 @@ def save_outputs(models: dict, optimizers: dict, config: InpainterConfig, step: 
 
 def train(config: InpainterConfig) -> dict:
     """Runs until ``config.steps`` or the time budget; returns the last validation metrics."""
-    setup_torch(config.seed)
+    setup_torch(config.seed, config.threads)
     train_set, val_set, summary = build_datasets(config)
     gen, d_whole, d_region = build_models(config)
     features = (load_feature_net(config.perceptual_weights)

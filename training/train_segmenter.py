@@ -116,7 +116,7 @@ def save_outputs(model: torch.nn.Module, opt: torch.optim.Optimizer, config: Seg
 
 def train(config: SegmenterConfig) -> dict:
     """Runs until ``config.steps`` or the time budget; returns the last validation metrics."""
-    setup_torch(config.seed)
+    setup_torch(config.seed, config.threads)
     train_set, val_set, summary = build_datasets(config)
     model = build_segmenter(width=config.width, depth=config.depth)
     if config.init is not None:

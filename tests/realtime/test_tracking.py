@@ -216,3 +216,30 @@ def test_landmark_parsing_matches_protobuf(with_visibility: bool) -> None:
 def test_iou(box_a: list[float], box_b: list[float], expected: float) -> None:
     iou = _iou_matrix(np.array([box_a], np.float32), np.array([box_b], np.float32))
     assert iou.shape == (1, 1) and iou[0, 0] == pytest.approx(expected)
+
+
+def test_mesh_backs_off_after_failures_and_resumes_after_success(
+    face_frame_bgr: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    succeed = {"now": False}
+    clock = {"frame": 0}
+    real = FaceTracker._mesh_landmarks
+
+    def flaky(self, frame_rgb, detection):
+        calls.append(clock["frame"])
+        return real(self, frame_rgb, detection) if succeed["now"] else None
+
+    monkeypatch.setattr(FaceTracker, "_mesh_landmarks", flaky)
+    with FaceTracker(TrackerConfig(mesh_backoff_max=4)) as tracker:
+        for clock["frame"] in range(16):
+            faces = tracker.update(face_frame_bgr)
+            assert len(faces) == 1 and faces[0].landmarks_xy is None
+        # failures skip 1, 3, then at most 4 frames: tries on frames 0, 2, 6, 11
+        assert calls == [0, 2, 6, 11]
+        succeed["now"] = True
+        calls.clear()
+        for clock["frame"] in range(16, 24):
+            faces = tracker.update(face_frame_bgr)
+        assert calls[0] == 16 and calls == list(range(16, 24))  # every frame again
+        assert faces[0].landmarks_xy is not None
