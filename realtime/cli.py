@@ -28,6 +28,8 @@ COMMANDS_HELP = """\
 commands (run 'realtime-unmask COMMAND --help'):
   demo      run the whole pipeline on a built-in sample and write unmask_demo.mp4
   compile   export the nets to ONNX (and TensorRT engines on NVIDIA GPUs) into the cache
+  train     train the segmenter or the inpainter: 'train segmenter|inpainter --help'
+  evaluate  PSNR/SSIM/IoU by occlusion size, against Telea and the masked input
 
 examples:
   realtime-unmask --camera 0
@@ -196,7 +198,24 @@ def cmd_compile(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "compile": cmd_compile}
+def cmd_train(argv: Sequence[str]) -> int:
+    trainers = {"segmenter": "training.train_segmenter", "inpainter": "training.train_inpainter"}
+    if not argv or argv[0] not in trainers:
+        _log("usage: realtime-unmask train {segmenter,inpainter} [options]  (add --help)")
+        return 2
+    import importlib
+
+    return importlib.import_module(trainers[argv[0]]).main(list(argv[1:]))
+
+
+def cmd_evaluate(argv: Sequence[str]) -> int:
+    from training.evaluate import main as evaluate_main
+
+    return evaluate_main(list(argv))
+
+
+COMMANDS = {"demo": cmd_demo, "compile": cmd_compile, "train": cmd_train,
+            "evaluate": cmd_evaluate}
 
 
 def _log(message: str) -> None:
