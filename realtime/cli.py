@@ -194,7 +194,15 @@ def cmd_compile(argv: Sequence[str]) -> int:
     config = EngineConfig(backend=args.backend, crop_size=args.crop, max_batch=args.max_faces,
                           precision=args.precision, segmenter_checkpoint=args.segmenter,
                           generator_checkpoint=args.generator, cache_dir=args.cache_dir)
-    compile_models(config, log=_log)
+    report = compile_models(config, log=_log)
+    for section in ("onnx-cpu", "onnx-cuda", "tensorrt"):
+        for kind, result in report.get(section, {}).items():
+            if kind == "skipped":
+                continue
+            diff = max(result.get("max_abs_diff", {}).values(), default=float("nan"))
+            state = "cached" if result.get("cached") else "built"
+            _log(f"{section} {kind}: {state}, max |{section} - PyTorch| = {diff:.2e} "
+                 f"-> {result.get('entry')}")
     return 0
 
 

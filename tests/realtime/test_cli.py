@@ -107,3 +107,17 @@ def test_bad_options(hamilton_clip: Path, args: list[str], needle: str) -> None:
 def test_no_input_is_a_usage_error() -> None:
     proc = cli("--output", "x.mp4")
     assert proc.returncode == 2 and "--camera INDEX or --input PATH" in proc.stderr
+
+
+def test_compile_builds_onnx_and_explains_skipping_tensorrt(tmp_path: Path) -> None:
+    proc = cli("compile", cache=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "onnx-cpu segmenter: built" in proc.stderr
+    assert "onnx-cpu generator: built" in proc.stderr
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "tensorrt skipped:" in proc.stderr  # says why, and still succeeds
+    assert any(p.name.startswith("segmenter-onnx-cpu") for p in tmp_path.iterdir())
+    again = cli("compile", cache=tmp_path)
+    assert "onnx-cpu segmenter: cached" in again.stderr
