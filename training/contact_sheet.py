@@ -1,0 +1,86 @@
+"""A contact sheet of the segmenter and generator on real masked photos (no labels: for looking).
+
+    python -m training.contact_sheet --images ../shared/data/masked_real --out sheet.png
+
+Each tile shows the photo, the segmented mask tinted over it, and the result. The photos are
+tight crops, so each is padded with a replicated border and upscaled before the whole
+pipeline (detection, alignment, segmentation, painting) runs on it, as the face detector needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+TILE_PX = 160
+
+
+def _prepare(image_bgr: np.ndarray) -> np.ndarray:
+    """Pads a tight face crop by half its size on each side and scales it to ~384 px."""
+    h, w = image_bgr.shape[:2]
+    padded = cv2.copyMakeBorder(image_bgr, h // 2, h // 2, w // 2, w // 2, cv2.BORDER_REPLICATE)
+    scale = 384 / max(padded.shape[:2])
+    return cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+                      if scale < 1 else cv2.INTER_CUBIC)
+
+
+def _tile(image_bgr: np.ndarray) -> np.ndarray:
+    h, w = image_bgr.shape[:2]
+    y0, x0 = h // 4, w // 4  # undo most of the padding for display
+    core = image_bgr[y0: h - y0, x0: w - x0]
+    return cv2.resize(core, (TILE_PX, TILE_PX), interpolation=cv2.INTER_AREA)
+
+
+def contact_sheet(paths: list[Path], pipeline, *, columns: int = 4) -> tuple[np.ndarray, int]:
+    """Rows of (photo | mask | result) triplets; returns the sheet and how many had a face."""
+    from realtime.composite import overlay_mask
+    from realtime.types import Frame
+
+    tiles, found = [], 0
+    for index, path in enumerate(paths):
+        image_bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image_bgr is None:
+            continue
+        frame = Frame(index=index, t_capture=0.0, bgr=_prepare(image_bgr))
+        pipeline.reset()
+        result = pipeline.process(frame)
+        found += bool(result.faces)
+        mask = result.mask_full_hw if result.mask_full_hw is not None else np.zeros(
+            frame.bgr.shape[:2], np.float32)
+        triplet = [frame.bgr, overlay_mask(frame.bgr, mask), result.out_bgr]
+        tiles.append(np.concatenate([_tile(t) for t in triplet], axis=1))
+    blank = np.zeros_like(tiles[0])
+    tiles += [blank] * (-len(tiles) % columns)
+    rows = [np.concatenate(tiles[i: i + columns], axis=1) for i in range(0, len(tiles), columns)]
+    return np.concatenate(rows, axis=0), found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.contact_sheet",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=Path, default=REPO.parent / "shared/data/masked_real")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--count", type=int, default=24, help="photos to show (default: 24)")
+    parser.add_argument("--segmenter", type=Path, help="default: the bundled weights")
+    parser.add_argument("--generator", type=Path, help="default: the bundled weights")
+    args = parser.parse_args(argv)
+    from realtime.loop import RunConfig, build_pipeline
+
+    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".png", ".jpg"})
+    step = max(1, len(paths) // args.count)
+    paths = paths[::step][: args.count]
+    config = RunConfig(source=str(args.images), output="unused", save_masks=True,
+                       segmenter_checkpoint=args.segmenter, generator_checkpoint=args.generator,
+                       label=False, smoothing_alpha=None)
+    sheet, found = contact_sheet(paths, build_pipeline(config, log=print))
+    cv2.imwrite(str(args.out), sheet)
+    print(f"{args.out}: {len(paths)} photos, a face found in {found}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
