@@ -110,10 +110,19 @@ def warp_to_crop(frame_bgr: np.ndarray, alignment: Alignment) -> np.ndarray:
     return cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB)
 
 
-def crop_roi(alignment: Alignment, size_wh: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """The frame rectangle (x0, y0, x1, y1) covered by the crop, clipped; None if off-frame."""
+def crop_roi(
+    alignment: Alignment,
+    size_wh: tuple[int, int],
+    crop_box_xyxy: tuple[int, int, int, int] | None = None,
+) -> tuple[int, int, int, int] | None:
+    """The frame rectangle (x0, y0, x1, y1) covered by the crop, clipped; None if off-frame.
+
+    ``crop_box_xyxy`` limits it to the part of the crop inside that box (e.g. the mask's).
+    """
     s = alignment.crop_size
-    corners = np.array([[0, 0, 1], [s, 0, 1], [0, s, 1], [s, s, 1]], dtype=np.float32)
+    cx0, cy0, cx1, cy1 = crop_box_xyxy if crop_box_xyxy is not None else (0, 0, s, s)
+    corners = np.array([[cx0, cy0, 1], [cx1, cy0, 1], [cx0, cy1, 1], [cx1, cy1, 1]],
+                       dtype=np.float32)
     xy = corners @ alignment.inverse.T
     x0, y0 = np.floor(xy.min(axis=0)).astype(int)
     x1, y1 = np.ceil(xy.max(axis=0)).astype(int)
@@ -125,11 +134,19 @@ def crop_roi(alignment: Alignment, size_wh: tuple[int, int]) -> tuple[int, int, 
 
 
 def warp_to_frame(
-    image: np.ndarray, alignment: Alignment, roi_xyxy: tuple[int, int, int, int]
+    image: np.ndarray,
+    alignment: Alignment,
+    roi_xyxy: tuple[int, int, int, int],
+    *,
+    replicate_border: bool = False,
 ) -> np.ndarray:
-    """Warps a crop-space image (any channels) back into the frame rectangle ``roi_xyxy``."""
+    """Warps a crop-space image (any channels) back into the frame rectangle ``roi_xyxy``.
+
+    Outside the crop the result is 0, or the crop's edge pixels with ``replicate_border``.
+    """
     x0, y0, x1, y1 = roi_xyxy
     inverse = alignment.inverse.copy()
     inverse[:, 2] -= (x0, y0)
+    border = cv2.BORDER_REPLICATE if replicate_border else cv2.BORDER_CONSTANT
     return cv2.warpAffine(image, inverse, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                          borderMode=border, borderValue=0)

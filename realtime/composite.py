@@ -40,23 +40,32 @@ def composite(
     h, w = frame_bgr.shape[:2]
     mask_full_hw = np.zeros((h, w), np.float32) if want_mask else None
     for crop_rgb, alpha_hw, alignment in zip(painted_rgb, alphas_hw, alignments, strict=True):
-        roi = crop_roi(alignment, (w, h))
-        if roi is None or not alpha_hw.any():
+        box = _nonzero_box(alpha_hw)
+        roi = crop_roi(alignment, (w, h), box) if box is not None else None
+        if roi is None:
             continue
         x0, y0, x1, y1 = roi
-        # Alpha rides along as a fourth channel so one warp moves colour and alpha together;
-        # colour is premultiplied so pixels at the crop's edge don't pull in the black border.
-        alpha = alpha_hw.astype(np.float32)
-        rgba = np.dstack([crop_rgb[..., ::-1].astype(np.float32) * alpha[..., None], alpha])
-        warped = warp_to_frame(rgba, alignment, roi)
-        a = warped[..., 3:4]
-        region = out_bgr[y0:y1, x0:x1].astype(np.float32)
-        out_bgr[y0:y1, x0:x1] = np.clip(region * (1 - a) + warped[..., :3] + 0.5, 0, 255).astype(
-            np.uint8
-        )
+        # Colour is warped with a replicated border so pixels at the crop's edge don't pull in
+        # black; alpha fades to 0 there instead. OpenCV blends uint8 through float weights
+        # without the float copies of the region that numpy would make.
+        crop_bgr = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2BGR)
+        warped_bgr = warp_to_frame(crop_bgr, alignment, roi, replicate_border=True)
+        a = warp_to_frame(alpha_hw.astype(np.float32, copy=False), alignment, roi)
+        region = out_bgr[y0:y1, x0:x1]
+        region[:] = cv2.blendLinear(warped_bgr, region, a, 1.0 - a)
         if mask_full_hw is not None:
-            np.maximum(mask_full_hw[y0:y1, x0:x1], a[..., 0], out=mask_full_hw[y0:y1, x0:x1])
+            np.maximum(mask_full_hw[y0:y1, x0:x1], a, out=mask_full_hw[y0:y1, x0:x1])
     return out_bgr, mask_full_hw
+
+
+def _nonzero_box(alpha_hw: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The crop-pixel box (x0, y0, x1, y1) around alpha > 0, one pixel wider for the warp."""
+    rows, cols = np.flatnonzero(alpha_hw.any(axis=1)), np.flatnonzero(alpha_hw.any(axis=0))
+    if rows.size == 0:
+        return None
+    s = alpha_hw.shape[0]
+    return (max(int(cols[0]) - 1, 0), max(int(rows[0]) - 1, 0),
+            min(int(cols[-1]) + 2, s), min(int(rows[-1]) + 2, s))
 
 
 def overlay_mask(frame_bgr: np.ndarray, mask_full_hw: np.ndarray,
