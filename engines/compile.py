@@ -42,7 +42,8 @@ def compile_models(
     cache = ArtefactCache(cache_dir, log)
     sources = {kind: resolve_weights(kind, config.segmenter_checkpoint if kind == "segmenter"
                                      else config.generator_checkpoint,
-                                     crop_size=config.crop_size) for kind in KINDS}
+                                     crop_size=config.crop_size,
+                                     random=config.random_weights) for kind in KINDS}
     targets = [("onnx", "cpu"), ("onnx", "cuda"), ("tensorrt", "cuda")]  # order of SECTIONS
     total, step = len(targets) * len(KINDS), 0
     report: dict[str, Any] = {"cache_dir": str(cache_dir), "crop_size": config.crop_size,

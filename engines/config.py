@@ -32,6 +32,9 @@ class EngineConfig:
     """Segmenter weights (.safetensors); None: the bundled weights, else random init."""
     generator_checkpoint: Path | None = None
     """Generator weights (.safetensors); None: the bundled weights, else random init."""
+    random_weights: bool = False
+    """Ignore the bundled weights and use deterministic random init (cost and shape checks;
+    explicitly given checkpoints still win)."""
     cache_dir: Path | None = None
     """Where exported/compiled models are kept; None: the platform's user cache folder."""
     threads: int | None = None

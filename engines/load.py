@@ -73,8 +73,8 @@ def load_engines(config: EngineConfig, log: Callable[[str], None] = print) -> En
     training.checkpoint.CheckpointError for an unreadable or mismatched checkpoint.
     """
     cache = ArtefactCache(config.cache_dir or default_cache_dir(), log)
-    sources = {kind: resolve_weights(kind, _checkpoint(config, kind),
-                                     crop_size=config.crop_size) for kind in KINDS}
+    sources = {kind: resolve_weights(kind, _checkpoint(config, kind), crop_size=config.crop_size,
+                                     random=config.random_weights) for kind in KINDS}
     for source in sources.values():
         log(f"{source.kind}: {source.description}")
     skipped: list[str] = []

@@ -57,9 +57,15 @@ class ModelSource:
         return model
 
 
-def resolve_weights(kind: str, path: Path | None, *, crop_size: int) -> ModelSource:
-    """The weights ``kind`` runs with; raises CheckpointError for a bad file."""
-    path = path if path is not None else checkpoint.bundled_checkpoint(kind)
+def resolve_weights(
+    kind: str, path: Path | None, *, crop_size: int, random: bool = False
+) -> ModelSource:
+    """The weights ``kind`` runs with; raises CheckpointError for a bad file.
+
+    ``path`` wins; else the bundled weights unless ``random``; else deterministic random init.
+    """
+    if path is None and not random:
+        path = checkpoint.bundled_checkpoint(kind)
     if path is None:
         try:
             probe.import_torch()

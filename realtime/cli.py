@@ -50,6 +50,9 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="segmenter checkpoint (.safetensors; default: the bundled one)")
     g.add_argument("--generator", type=Path, metavar="FILE",
                    help="generator checkpoint (.safetensors; default: the bundled one)")
+    g.add_argument("--random-weights", action="store_true",
+                   help="ignore the bundled weights and use random ones (to measure speed "
+                        "independently of training)")
     g.add_argument("--cache-dir", type=Path, metavar="DIR",
                    help="where compiled engines are kept (default: the user cache folder)")
 
@@ -144,7 +147,7 @@ def _run_config(args: argparse.Namespace, **overrides):
         show_mask=args.show_mask, side_by_side=args.side_by_side, label=args.label,
         stats_json=args.stats_json, segmenter_checkpoint=args.segmenter,
         generator_checkpoint=args.generator, cache_dir=args.cache_dir,
-        progress=not args.no_progress,
+        random_weights=args.random_weights, progress=not args.no_progress,
     )
     fields.update(overrides)
     return RunConfig(**fields)
@@ -193,7 +196,8 @@ def cmd_compile(argv: Sequence[str]) -> int:
 
     config = EngineConfig(backend=args.backend, crop_size=args.crop, max_batch=args.max_faces,
                           precision=args.precision, segmenter_checkpoint=args.segmenter,
-                          generator_checkpoint=args.generator, cache_dir=args.cache_dir)
+                          generator_checkpoint=args.generator, cache_dir=args.cache_dir,
+                          random_weights=args.random_weights)
     report = compile_models(config, log=_log)
     for section in ("onnx-cpu", "onnx-cuda", "tensorrt"):
         for kind, result in report.get(section, {}).items():

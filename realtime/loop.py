@@ -59,6 +59,8 @@ class RunConfig:
     """Segmenter weights (.safetensors); None uses the bundled ones."""
     generator_checkpoint: Path | None = None
     """Generator weights (.safetensors); None uses the bundled ones."""
+    random_weights: bool = False
+    """Use deterministic random weights instead of the bundled ones (speed and shape checks)."""
     cache_dir: Path | None = None
     """Where compiled engines are kept; None uses the platform's user cache."""
     progress: bool = True
@@ -89,7 +91,7 @@ def build_pipeline(config: RunConfig, log: Callable[[str], None]) -> Pipeline:
                      max_batch=config.max_faces,
                      segmenter_checkpoint=config.segmenter_checkpoint,
                      generator_checkpoint=config.generator_checkpoint,
-                     cache_dir=config.cache_dir),
+                     random_weights=config.random_weights, cache_dir=config.cache_dir),
         log=log,
     )
     smoothing = (SmoothingConfig(alpha=config.smoothing_alpha)

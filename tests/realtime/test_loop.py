@@ -39,7 +39,8 @@ def test_real_clip_keeps_frames_size_rate_and_audio(shared_data: Path, tmp_path:
     out = tmp_path / "out.mp4"
     stats_path = tmp_path / "stats.json"
     summary = run(RunConfig(source=str(clip), output=str(out), stats_json=str(stats_path),
-                            cache_dir=engine_cache, progress=False), log=lambda _: None)
+                            cache_dir=engine_cache, progress=False,
+                            random_weights=True), log=lambda _: None)
     src, dst = _probe(clip), _probe(out)
     assert dst["frames"] == src["frames"] == summary["frames"]
     assert dst["size"] == src["size"]
@@ -58,7 +59,8 @@ def test_faces_are_changed_and_the_background_is_not(hamilton_clip: Path, tmp_pa
                                                     engine_cache: Path) -> None:
     out = tmp_path / "frames"
     run(RunConfig(source=str(hamilton_clip), output=str(out), label=False, save_masks=True,
-                  max_frames=5, cache_dir=engine_cache, progress=False), log=lambda _: None)
+                  max_frames=5, cache_dir=engine_cache, progress=False,
+                  random_weights=True), log=lambda _: None)
     with av.open(str(hamilton_clip)) as c:
         first = next(c.decode(video=0)).to_ndarray(format="bgr24")
     result = cv2.imread(str(out / "frame_000000.png"))
@@ -80,7 +82,8 @@ def test_image_folder_with_masks(shared_data: Path, tmp_path: Path, engine_cache
     cv2.imwrite(str(photos / "no_face.jpg"), blank)
     out = tmp_path / "out"
     summary = run(RunConfig(source=str(photos), output=str(out), save_masks=True,
-                            cache_dir=engine_cache, progress=False), log=lambda _: None)
+                            cache_dir=engine_cache, progress=False,
+                            random_weights=True), log=lambda _: None)
     assert summary["frames"] == 4
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted([*names, "no_face.jpg"])
     for name in [*names, "no_face.jpg"]:
@@ -96,7 +99,8 @@ def test_image_folder_with_masks(shared_data: Path, tmp_path: Path, engine_cache
 def test_simulated_camera_reports_latency(hamilton_clip: Path, tmp_path: Path,
                                           engine_cache: Path) -> None:
     config = RunConfig(source=0, output=str(tmp_path / "live.mp4"), display=False,
-                       max_frames=45, cache_dir=engine_cache, progress=False)
+                       max_frames=45, cache_dir=engine_cache, progress=False,
+                       random_weights=True)
     pipeline = build_pipeline(config, log=lambda _: None)
     summary = run(config, log=lambda _: None, pipeline=pipeline,
                   source=SimulatedCamera(hamilton_clip, fps=30.0))
@@ -137,7 +141,8 @@ def test_camera_path_with_a_fake_capture(masked_clip: Path, engine_cache: Path) 
         decoded = zip(range(20), c.decode(video=0), strict=False)
         frames = [f.to_ndarray(format="bgr24") for _, f in decoded]
     source = CameraSource(0, capture_factory=lambda index: FakeCapture(frames))
-    config = RunConfig(source=0, display=False, cache_dir=engine_cache, progress=False)
+    config = RunConfig(source=0, display=False, cache_dir=engine_cache, progress=False,
+                       random_weights=True)
     summary = run(config, log=lambda _: None, source=source)
     assert 1 <= summary["frames"] <= 20  # a live source may drop stale frames
     assert summary["frames"] + summary["frames_dropped"] >= 19
