@@ -30,6 +30,7 @@ commands (run 'realtime-unmask COMMAND --help'):
   compile   export the nets to ONNX (and TensorRT engines on NVIDIA GPUs) into the cache
   train     train the segmenter or the inpainter: 'train segmenter|inpainter --help'
   evaluate  PSNR/SSIM/IoU by occlusion size, against Telea and the masked input
+  web       the browser demo (Gradio) on http://127.0.0.1:7860: photos, videos, webcam
 
 examples:
   realtime-unmask --camera 0
@@ -226,8 +227,37 @@ def cmd_evaluate(argv: Sequence[str]) -> int:
     return evaluate_main(list(argv))
 
 
+def build_web_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realtime-unmask web",
+        description="Serve the browser demo (Gradio): photos, videos and the webcam through the "
+                    "pipeline. It listens on this machine only unless --host says otherwise.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1; 0.0.0.0: every network)")
+    parser.add_argument("--port", type=int, default=7860, help="TCP port (default: 7860)")
+    parser.add_argument("--share", action="store_true",
+                        help="also publish a temporary public gradio.live link (default: off)")
+    parser.add_argument("--max-faces", type=int, default=4, metavar="N",
+                        help="most faces processed per frame, 1-16 (default: 4)")
+    _add_engine_options(parser)
+    return parser
+
+
+def cmd_web(argv: Sequence[str]) -> int:
+    args = build_web_parser().parse_args(argv)
+    from engines import EngineConfig
+    from realtime.web import WebConfig, serve
+
+    engines = EngineConfig(crop_size=args.crop, segmenter_checkpoint=args.segmenter,
+                           generator_checkpoint=args.generator, cache_dir=args.cache_dir,
+                           random_weights=args.random_weights)
+    serve(WebConfig(host=args.host, port=args.port, share=args.share, backend=args.backend,
+                    max_faces=args.max_faces, engines=engines))
+    return 0
+
+
 COMMANDS = {"demo": cmd_demo, "compile": cmd_compile, "train": cmd_train,
-            "evaluate": cmd_evaluate}
+            "evaluate": cmd_evaluate, "web": cmd_web}
 
 
 def _log(message: str) -> None:

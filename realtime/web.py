@@ -1,0 +1,450 @@
+"""The browser demo (Gradio): photos, videos and the webcam through the pipeline.
+
+    realtime-unmask web                               # http://127.0.0.1:7860, this machine only
+    realtime-unmask web --host 0.0.0.0 --port 8080    # reachable from the network
+    realtime-unmask web --share --backend onnx --max-faces 2
+
+    demo = build_blocks(WebApp(WebConfig()))          # the gr.Blocks, e.g. to mount elsewhere
+
+Engines (ONNX sessions) are built on first use and shared by all browser sessions; each session
+owns its pipelines (one per tab: the MediaPipe tracker and mask smoothers hold per-face state)
+in a ``gr.State``, closed when Gradio drops the session. Results get fixed names in a fresh
+folder per request under one temporary root (upload names never choose a path); a request's
+folder goes when the tab's next request starts, the rest with the session and the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, get_args
+
+import cv2
+import gradio as gr
+import numpy as np
+from PIL import Image, ImageOps
+
+from engines import EngineConfig
+from realtime.pipeline import Pipeline, PipelineConfig
+from realtime.sinks import VIDEO_EXTENSIONS, SingleImageSink, draw_label
+from realtime.smoothing import SmoothingConfig
+from realtime.types import Backend, Frame, UnmaskError
+
+log = logging.getLogger(__name__)
+
+IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}  # Pillow's names
+PAD_FRACTIONS = (0.0, 0.25, 0.5)
+"""Replicated border tried, as a share of the picture's longer side, until a face is found:
+the detector misses many tight face crops that it finds with some background around them."""
+NOTICE = ("The painted lower face is a plausible guess made by a neural network, not the hidden "
+          "face: it must not be used to identify anyone. Downloads say so in their metadata.")
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """How ``realtime-unmask web`` serves the demo."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on; the default keeps the demo on this machine."""
+    port: int = 7860
+    """TCP port."""
+    share: bool = False
+    """Also publish a temporary public gradio.live link."""
+    backend: Backend = "auto"
+    """Preselected inference backend (the Settings tab can change it per session)."""
+    max_faces: int = 4
+    """Preselected most faces per frame."""
+    engines: EngineConfig = field(default_factory=EngineConfig)
+    """Crop size, checkpoints and cache folder of the nets (backend and batch come from the
+    Settings tab)."""
+    max_file_mb: int = 50
+    """Largest upload."""
+    max_video_s: float = 60.0
+    """Longest video."""
+    max_image_mp: float = 20.0
+    """Largest picture, in megapixels."""
+    webcam_time_limit_s: int = 300
+    """How long one webcam stream may run before the user has to start it again."""
+    webcam_streams: int = 4
+    """Webcam streams processed at once (each its own session and pipeline)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"--port must be between 1 and 65535, got {self.port}")
+        Settings(self.backend, self.max_faces)  # the same checks as the Settings tab's
+        limits = (self.max_file_mb, self.max_video_s, self.max_image_mp,
+                  self.webcam_time_limit_s, self.webcam_streams)
+        if min(limits) <= 0:
+            raise ValueError(f"web limits must be > 0, got {limits}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the Settings tab chose for one request."""
+
+    backend: Backend = "auto"
+    """Inference backend."""
+    max_faces: int = 4
+    """Most faces per frame."""
+    show_mask: bool = False
+    """Tint the painted region."""
+    smoothing: float = 0.5
+    """Weight of the newest frame in the mask average; 1 turns smoothing off."""
+    label: bool = True
+    """Tag results 'reconstructed'."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in get_args(Backend):
+            raise ValueError(f"--backend must be one of {get_args(Backend)}, got {self.backend!r}")
+        if not 1 <= self.max_faces <= 16:
+            raise ValueError(f"--max-faces must be between 1 and 16, got {self.max_faces}")
+        if not 0 < self.smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], got {self.smoothing}")
+
+    @classmethod
+    def from_page(cls, backend: str, max_faces: float, show_mask: bool, smoothing: float,
+                  label: bool) -> Settings:
+        """The raw values of the Settings components, in the order ``build_blocks`` wires."""
+        return cls(backend, int(max_faces), bool(show_mask), float(smoothing), bool(label))
+
+
+class Session:
+    """One browser session: its pipelines (one per tab) and its result folders."""
+
+    def __init__(self, build: Callable[[Settings], Pipeline], root: Path) -> None:
+        self._build = build
+        self.root = Path(tempfile.mkdtemp(prefix="session-", dir=root))
+        self._pipelines: dict[str, tuple[Settings | None, Pipeline | None]] = {}
+        self._request_dirs: dict[str, Path] = {}
+        self._lock = threading.Lock()
+        self.last_frame_s: float | None = None
+        self.fps: float | None = None
+
+    def pipeline(self, tab: str, settings: Settings) -> Pipeline:
+        """This tab's pipeline, rebuilt when the settings changed (label aside)."""
+        wanted = replace(settings, label=True)
+        with self._lock:
+            key, pipeline = self._pipelines.get(tab, (None, None))
+            if key != wanted:
+                if pipeline is not None:
+                    pipeline.tracker.close()
+                pipeline = self._build(wanted)
+                self._pipelines[tab] = (wanted, pipeline)
+            return pipeline
+
+    def request_dir(self, tab: str) -> Path:
+        """A fresh folder for one request; the tab's previous one (already copied into
+        Gradio's cache when its request finished) is removed."""
+        with self._lock:
+            old = self._request_dirs.pop(tab, None)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+            self._request_dirs[tab] = Path(tempfile.mkdtemp(prefix=f"{tab}-", dir=self.root))
+            return self._request_dirs[tab]
+
+    def tick(self) -> float:
+        """Frames per second of the webcam stream so far (an exponential average)."""
+        now = time.perf_counter()
+        if self.last_frame_s is not None and 0 < now - self.last_frame_s < 2.0:
+            fps = 1.0 / (now - self.last_frame_s)
+            self.fps = fps if self.fps is None else 0.8 * self.fps + 0.2 * fps
+        self.last_frame_s = now
+        return self.fps or 0.0
+
+    def close(self) -> None:
+        with self._lock:
+            for _, pipeline in self._pipelines.values():
+                pipeline.tracker.close()
+            self._pipelines.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class WebApp:
+    """The handlers behind the page, usable without a browser (tests call them directly)."""
+
+    def __init__(self, config: WebConfig, engines: Any | None = None) -> None:
+        """``engines``: already-loaded engines for every setting (tests pass stand-ins)."""
+        self.config = config
+        self.root = Path(tempfile.mkdtemp(prefix="realtime-unmask-web-"))
+        self._given_engines = engines
+        self._engines: dict[tuple[str, int], Any] = {}
+        self._engines_lock = threading.Lock()
+
+    def new_session(self) -> Session:
+        return Session(self._build_pipeline, self.root)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _build_pipeline(self, settings: Settings) -> Pipeline:
+        from realtime.tracking import FaceTracker, TrackerConfig
+
+        smoothing = SmoothingConfig(alpha=settings.smoothing) if settings.smoothing < 1 else None
+        config = PipelineConfig(crop_size=self.config.engines.crop_size, smoothing=smoothing,
+                                show_mask=settings.show_mask)
+        tracker = FaceTracker(TrackerConfig(max_faces=settings.max_faces))
+        return Pipeline(config, engines=self._shared_engines(settings), tracker=tracker)
+
+    def _shared_engines(self, settings: Settings) -> Any:
+        from engines import load_engines
+
+        if self._given_engines is not None:
+            return self._given_engines
+        key = (settings.backend, settings.max_faces)
+        with self._engines_lock:  # one build per key, even when two sessions ask at once
+            if key not in self._engines:
+                config = replace(self.config.engines, backend=settings.backend,
+                                 max_batch=settings.max_faces)
+                self._engines[key] = load_engines(config, log=log.info)
+            return self._engines[key]
+
+    def unmask_image(self, session: Session | None, upload: Any,
+                     settings: Settings) -> tuple[str | None, str | None, Session]:
+        """A picture -> (result PNG for display, the same file to download, session)."""
+        session = session or self.new_session()
+        if upload is None:
+            return None, None, session
+        with _friendly_errors((session.root, "(server)")):
+            image_bgr = self._read_picture(self._uploaded(upload))
+            pipeline = session.pipeline("image", settings)
+            out_bgr = _unmask_picture(pipeline, image_bgr)
+            if out_bgr is None:
+                raise _user_error("No face found in this picture. Try one where the face is "
+                                  "larger, frontal and well lit.")
+            out_path = session.request_dir("image") / "unmasked.png"
+            labelled_bgr = draw_label(out_bgr.copy()) if settings.label else out_bgr
+            with SingleImageSink(out_path) as sink:
+                sink.write(Frame(0, time.perf_counter(), image_bgr), labelled_bgr, None)
+        return str(out_path), str(out_path), session
+
+    def _read_picture(self, path: Path) -> np.ndarray:
+        names = ", ".join(IMAGE_FORMATS.values())
+        try:
+            with Image.open(path) as image:
+                if image.format not in IMAGE_FORMATS:
+                    raise _user_error(f"Unsupported picture type ({image.format}); use {names}.")
+                megapixels = image.width * image.height / 1e6
+                if megapixels > self.config.max_image_mp:
+                    raise _user_error(f"The picture has {megapixels:.0f} megapixels; the limit "
+                                      f"is {self.config.max_image_mp:g}.")
+                image_rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        except (OSError, Image.DecompressionBombError) as exc:
+            raise _user_error(f"This file could not be read as a picture ({names}): "
+                              "it is broken or of another type.") from exc
+        return cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
+
+    def _uploaded(self, upload: Any) -> Path:
+        """The file Gradio stored (a path, or its file payload when not preprocessed)."""
+        path = Path(upload.get("path") or "") if isinstance(upload, dict) else Path(upload)
+        if not path.is_file():
+            raise _user_error("The upload did not arrive; please try again.")
+        size_mb = path.stat().st_size / 1e6
+        if size_mb > self.config.max_file_mb:
+            raise _user_error(f"The file has {size_mb:.1f} MB; the limit is "
+                              f"{self.config.max_file_mb} MB.")
+        return path
+
+    def unmask_video(self, session: Session | None, upload: Any, settings: Settings,
+                     progress: Callable[..., Any] | None = None
+                     ) -> tuple[str | None, str | None, Session]:
+        """A video -> (result mp4 with the input's audio, the same file to download, session)."""
+        from realtime.loop import RunConfig, run
+        from realtime.sources import VideoFileSource
+
+        session = session or self.new_session()
+        path = self._uploaded(upload) if upload is not None else None
+        if path is None or path.suffix.lower() not in VIDEO_EXTENSIONS:
+            names = ", ".join(sorted(e[1:] for e in VIDEO_EXTENSIONS))
+            raise _user_error(f"Upload a video ({names}).")
+        with _friendly_errors((path, "the uploaded file"), (session.root, "(server)")):
+            source = VideoFileSource(path)
+            try:
+                fps, frames = source.info.fps, source.info.frame_count or 0
+                if frames > self.config.max_video_s * fps + 1:
+                    raise _user_error(f"The video lasts {frames / fps:.0f} s; the limit is "
+                                      f"{self.config.max_video_s:g} s.")
+                out_path = session.request_dir("video") / "unmasked.mp4"
+                pipeline = session.pipeline("video", settings)
+                pipeline.reset()
+                config = RunConfig(
+                    source=str(path), output=str(out_path), display=False,
+                    backend=settings.backend, max_faces=settings.max_faces,
+                    smoothing_alpha=settings.smoothing, show_mask=settings.show_mask,
+                    label=settings.label, progress=False,
+                    max_frames=math.ceil(self.config.max_video_s * fps) + 1,  # length unknown
+                    extra_sinks=(_ProgressSink(progress, frames or None),))
+                summary = run(config, log=log.info, pipeline=pipeline, source=source)
+            finally:
+                source.close()  # run closes it too; this covers the refusals before it
+        if summary["interrupted"]:
+            gr.Warning(f"Only the first {self.config.max_video_s:g} s were processed.")
+        if summary["frames_with_faces"] == 0:
+            gr.Warning("No face was found in this video; it comes back unchanged.")
+        return str(out_path), str(out_path), session
+
+    def unmask_webcam(self, session: Session | None, frame_rgb: np.ndarray | None,
+                      settings: Settings) -> tuple[np.ndarray | None, str, Session]:
+        """One webcam picture -> (the result, a line with the frame rate, session)."""
+        session = session or self.new_session()
+        if frame_rgb is None:
+            return None, "", session
+        with _friendly_errors():
+            pipeline = session.pipeline("webcam", settings)
+            frame = Frame(0, time.perf_counter(), cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
+            result = pipeline.process(frame)
+        out_bgr = draw_label(result.out_bgr.copy()) if settings.label else result.out_bgr
+        busy_ms = (time.perf_counter() - frame.t_capture) * 1000.0
+        faces = len(result.faces)
+        speed = (f"{session.tick():.1f} FPS · {busy_ms:.0f} ms per frame · "
+                 f"{faces} face{'' if faces == 1 else 's'}")
+        return cv2.cvtColor(out_bgr, cv2.COLOR_BGR2RGB), speed, session
+
+
+class _ProgressSink:
+    """Feeds the page's progress bar from inside ``run`` (given as one of its extra sinks)."""
+
+    def __init__(self, progress: Callable[..., Any] | None, total: int | None) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress((self.done, self.total), desc="Unmasking", unit="frames")
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def _unmask_picture(pipeline: Pipeline, image_bgr: np.ndarray) -> np.ndarray | None:
+    """The unmasked picture, or None without a face; tight crops are padded, then cut back."""
+    height, width = image_bgr.shape[:2]
+    for fraction in PAD_FRACTIONS:
+        pad = round(fraction * max(height, width))
+        padded_bgr = cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        pipeline.reset()  # unrelated pictures, and each retry, share no history
+        result = pipeline.process(Frame(0, time.perf_counter(), padded_bgr))
+        if result.faces:
+            return np.ascontiguousarray(result.out_bgr[pad:pad + height, pad:pad + width])
+    return None
+
+
+def _user_error(message: str) -> gr.Error:
+    return gr.Error(message, print_exception=False)
+
+
+@contextlib.contextmanager
+def _friendly_errors(*names: tuple[Path, str]) -> Iterator[None]:
+    """Problems a user can act on become a message in the page instead of a generic error;
+    ``names`` replace server paths in it (``(upload_path, "the uploaded file")``)."""
+    from engines import EngineError
+
+    try:
+        yield
+    except gr.Error:  # already worded for the page (and a ValueError too)
+        raise
+    except (UnmaskError, EngineError, ValueError) as exc:
+        message = str(exc)
+        for path, name in names:
+            message = message.replace(str(path), name)
+        raise _user_error(message) from exc
+
+
+def build_blocks(app: WebApp) -> gr.Blocks:
+    """The page: Image, Video, Webcam and Settings tabs wired to ``app``'s handlers."""
+    c = app.config
+    # Every 5 min, cached files older than 30 min go (Gradio stores every webcam frame).
+    with gr.Blocks(title="realtime-unmask", analytics_enabled=False,
+                   delete_cache=(300, 1800)) as demo:
+        ui = SimpleNamespace(session=gr.State(None, delete_callback=_close_session))
+        gr.Markdown(f"# realtime-unmask\nRemoves face masks from photos, videos and your "
+                    f"webcam. {NOTICE}")
+        with gr.Tab("Image"), gr.Row():
+            ui.image_in = gr.Image(label="Masked photo (jpg, png, webp, bmp)", type="filepath",
+                                   sources=["upload", "clipboard"], elem_id="image-input")
+            with gr.Column():
+                ui.image_out = gr.Image(label="Result", format="png", interactive=False,
+                                        elem_id="image-output")
+                ui.image_overlay = gr.Checkbox(label="Tint the painted region")
+                ui.image_file = gr.File(label="Download (PNG)", elem_id="image-file")
+        with gr.Tab("Video"), gr.Row():
+            ui.video_in = gr.Video(label=f"Masked video (mp4, mov, mkv, webm, avi; up to "
+                                         f"{c.max_video_s:g} s)", sources=["upload"],
+                                   include_audio=True, elem_id="video-input")
+            with gr.Column():
+                ui.video_button = gr.Button("Unmask video", variant="primary",
+                                            elem_id="video-button")
+                ui.video_out = gr.Video(label="Result", interactive=False, elem_id="video-output")
+                ui.video_file = gr.File(label="Download (MP4)", elem_id="video-file")
+        with gr.Tab("Webcam"), gr.Row():
+            ui.webcam_in = gr.Image(label="Camera", sources=["webcam"], streaming=True,
+                                    elem_id="webcam-input")
+            with gr.Column():
+                ui.webcam_out = gr.Image(label="Result", format="jpeg", interactive=False,
+                                         elem_id="webcam-output")
+                ui.webcam_speed = gr.Markdown(elem_id="webcam-speed")
+        with gr.Tab("Settings"):
+            ui.settings = [  # in the order of Settings.from_page
+                gr.Dropdown(list(get_args(Backend)), value=c.backend, label="Inference backend"),
+                gr.Slider(1, 16, value=c.max_faces, step=1, label="Most faces per frame"),
+                gr.Checkbox(label="Tint the painted region"),
+                gr.Slider(0.05, 1.0, value=0.5, step=0.05, label="Mask smoothing: weight of "
+                          "the newest frame (lower is steadier, 1 is off)"),
+                gr.Checkbox(value=True, label="Tag results 'reconstructed'")]
+        _wire(app, ui)
+    return demo
+
+
+def _wire(app: WebApp, ui: SimpleNamespace) -> None:
+    def image_fn(state, upload, show_mask, backend, faces, _overlay, smoothing, label):
+        page = Settings.from_page(backend, faces, show_mask, smoothing, label)
+        return app.unmask_image(state, upload, page)
+
+    # Gradio finds the progress bar by this default argument, so it has to be a call.
+    def video_fn(state, upload, *values, progress=gr.Progress()):  # noqa: B008
+        return app.unmask_video(state, upload, Settings.from_page(*values), progress)
+
+    def webcam_fn(state, frame_rgb, *values):
+        return app.unmask_webcam(state, frame_rgb, Settings.from_page(*values))
+
+    # Unpreprocessed, the picture reaches the handler as the stored file, so a broken or
+    # unsupported upload gets a clear message instead of Pillow's error inside Gradio.
+    gr.on([ui.image_in.change, ui.image_overlay.input], image_fn,
+          [ui.session, ui.image_in, ui.image_overlay, *ui.settings],
+          [ui.image_out, ui.image_file, ui.session], preprocess=False)
+    overlay = ui.settings[2]  # the Image tab's box and the Settings one stay in step
+    ui.image_overlay.input(lambda v: v, ui.image_overlay, overlay, queue=False)
+    overlay.input(lambda v: v, overlay, ui.image_overlay, queue=False)
+    ui.video_button.click(video_fn, [ui.session, ui.video_in, *ui.settings],
+                          [ui.video_out, ui.video_file, ui.session])
+    # The browser sends the next frame once the last one is back, on this clock's next tick.
+    ui.webcam_in.stream(webcam_fn, [ui.session, ui.webcam_in, *ui.settings],
+                        [ui.webcam_out, ui.webcam_speed, ui.session], stream_every=0.05,
+                        time_limit=app.config.webcam_time_limit_s, show_progress="hidden",
+                        concurrency_limit=app.config.webcam_streams)
+
+
+def _close_session(session: Session | None) -> None:
+    if session is not None:
+        session.close()
+
+
+def serve(config: WebConfig) -> None:
+    """Builds the page and serves it until interrupted; temporary files go with it."""
+    app = WebApp(config)
+    try:
+        demo = build_blocks(app)
+        demo.queue(max_size=32)
+        demo.launch(server_name=config.host, server_port=config.port, share=config.share,
+                    max_file_size=f"{config.max_file_mb}mb", ssr_mode=False)
+    finally:
+        app.close()
