@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from realtime.align import Alignment, estimate_alignment, reference_points, warp_to_crop
@@ -30,6 +31,9 @@ class PipelineConfig:
     """'gan': the trained generator; 'telea': OpenCV's classical inpainting, as a baseline."""
     smoothing: SmoothingConfig | None = field(default_factory=SmoothingConfig)
     """Temporal mask smoothing; None turns it off (each frame thresholded alone)."""
+    grow_px: int = 2
+    """Grow the mask by this many crop pixels before painting: segmentation stops a pixel or
+    two short of a real mask's edge, which otherwise stays visible as a thin coloured rim."""
     feather_px: int = 3
     """Width, in crop pixels, of the soft edge where painted pixels meet the frame."""
     show_mask: bool = False
@@ -44,6 +48,8 @@ class PipelineConfig:
             raise ValueError(f"inpainter must be 'gan' or 'telea', got {self.inpainter!r}")
         if not 0 <= self.feather_px <= 32:
             raise ValueError(f"feather must be between 0 and 32 px, got {self.feather_px}")
+        if not 0 <= self.grow_px <= 16:
+            raise ValueError(f"grow must be between 0 and 16 px, got {self.grow_px}")
 
 
 @dataclass
@@ -63,6 +69,14 @@ def to_network(crops_rgb: np.ndarray) -> np.ndarray:
 def from_network(batch: np.ndarray) -> np.ndarray:
     """N x 3 x S x S float32 in [-1, 1] -> N x S x S x 3 uint8 RGB."""
     return np.clip((batch.transpose(0, 2, 3, 1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def grow(masks_hw: np.ndarray, radius_px: int) -> np.ndarray:
+    """Dilates each binary mask (N x S x S float32) by a disc of ``radius_px``."""
+    if radius_px <= 0:
+        return masks_hw
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1,) * 2)
+    return np.stack([cv2.dilate(m, kernel) for m in masks_hw])
 
 
 def segment(engine, crops_rgb: np.ndarray) -> np.ndarray:
@@ -114,7 +128,7 @@ class Pipeline:
         t = _lap(timings, "align", t)
         timings["align"] += mesh_ms
         probs_hw = segment(self.engines.segmenter, crops_rgb)
-        masks_hw = self._smooth(faces, probs_hw, alignments)
+        masks_hw = grow(self._smooth(faces, probs_hw, alignments), self.config.grow_px)
         t = _lap(timings, "segment", t)
         if self.config.inpainter == "telea":
             painted_rgb = telea_inpaint(crops_rgb, masks_hw)

@@ -143,3 +143,15 @@ def test_telea_and_side_by_side_shapes() -> None:
 def test_config_validation(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         PipelineConfig(**kwargs)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3])
+def test_grow_dilates_by_the_radius(radius: int) -> None:
+    from realtime.pipeline import grow
+
+    masks = np.zeros((2, 32, 32), np.float32)
+    masks[:, 20:, 8:24] = 1
+    grown = grow(masks, radius)
+    assert grown.shape == masks.shape and set(np.unique(grown)) <= {0.0, 1.0}
+    assert grown[0, 20 - radius, 16] == 1 and grown[0, 19 - radius, 16] == 0
+    assert np.all(grown[masks == 1] == 1)
