@@ -288,7 +288,8 @@ class LiveSource(_ThreadedSource):
     """Any ``read() -> picture | None`` run on a capture thread, keeping only the newest frames.
 
     ``read`` returning None ends the source. ``timings_ms["decode"]`` is the time spent in
-    ``read`` (for a camera that includes waiting for the next exposure).
+    ``read`` (for a camera that includes waiting for the next exposure), less ``paced_s``, the
+    time a reader says it deliberately waited (a simulated camera's frame pacing).
     """
 
     def __init__(
@@ -305,6 +306,7 @@ class LiveSource(_ThreadedSource):
         super().__init__(info, queue_size=queue_size, drop_oldest=True, name=name)
         self._read = read
         self._release_reader = release
+        self.paced_s = 0.0
 
     def _produce(self) -> Iterator[Frame]:
         index = 0
@@ -314,7 +316,8 @@ class LiveSource(_ThreadedSource):
             t_capture = time.perf_counter()
             if image is None:
                 return
-            timings_ms = {"decode": (t_capture - t0) * 1000.0}
+            timings_ms = {"decode": (t_capture - t0 - self.paced_s) * 1000.0}
+            self.paced_s = 0.0
             yield Frame(index, t_capture, _as_bgr(image), timings_ms=timings_ms)
             index += 1
 
@@ -544,6 +547,7 @@ class SimulatedCamera(LiveSource):
         self._due = now if self._due is None else self._due
         if self._due > now:
             self._stop.wait(self._due - now)
+            self.paced_s = time.perf_counter() - now
         # A real sensor does not catch up after a stall, so schedule from now when late.
         self._due = max(self._due + self._period_s, time.perf_counter())
         return image
