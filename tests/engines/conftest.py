@@ -28,5 +28,6 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def cpu_engines(onnx_cache: Path) -> Engines:
     """Both models on onnxruntime-cpu, exported (with parity at batch 1 and 3) into the cache."""
-    return load_engines(EngineConfig(backend="onnx", max_batch=MAX_BATCH, cache_dir=onnx_cache),
+    return load_engines(EngineConfig(backend="onnx", max_batch=MAX_BATCH, cache_dir=onnx_cache,
+                                     random_weights=True),
                         log=lambda line: None)

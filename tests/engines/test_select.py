@@ -29,15 +29,20 @@ def _no_onnxruntime() -> None:
     raise BackendUnavailable("onnxruntime is not installed (simulated)")
 
 
-def test_auto_picks_onnxruntime_cpu_and_says_why_not_the_others(onnx_cache: Path,
-                                                                cpu_engines: Engines) -> None:
+def test_auto_picks_onnxruntime_cpu_and_says_why_not_the_others(
+    onnx_cache: Path, cpu_engines: Engines
+) -> None:
     lines: list[str] = []
-    engines = load_engines(EngineConfig(cache_dir=onnx_cache, max_batch=MAX_BATCH),
-                           log=lines.append)
+    engines = load_engines(
+        EngineConfig(cache_dir=onnx_cache, max_batch=MAX_BATCH, random_weights=True),
+        log=lines.append,
+    )
     assert engines.backend == "onnxruntime-cpu"
     assert engines.segmenter.name == engines.generator.name == "onnxruntime-cpu"
-    assert [line.split(" skipped: ")[0] for line in engines.skipped] == ["tensorrt",
-                                                                         "onnxruntime-cuda"]
+    assert [line.split(" skipped: ")[0] for line in engines.skipped] == [
+        "tensorrt",
+        "onnxruntime-cuda",
+    ]
     assert "CUDA" in engines.skipped[0] and "CUDAExecutionProvider" in engines.skipped[1]
     assert all(line in lines for line in engines.skipped)
     assert any(line.startswith("engines: onnxruntime-cpu") for line in lines)
@@ -49,36 +54,60 @@ def test_auto_picks_onnxruntime_cpu_and_says_why_not_the_others(onnx_cache: Path
 
 def test_forcing_tensorrt_here_fails_loudly(onnx_cache: Path) -> None:
     with pytest.raises(EngineError, match="--backend tensorrt cannot run here: tensorrt skipped"):
-        load_engines(EngineConfig(backend="tensorrt", cache_dir=onnx_cache), log=lambda s: None)
+        load_engines(
+            EngineConfig(backend="tensorrt", cache_dir=onnx_cache, random_weights=True),
+            log=lambda s: None,
+        )
 
 
-def test_auto_falls_back_to_torch_without_onnxruntime(onnx_cache: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_falls_back_to_torch_without_onnxruntime(
+    onnx_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(probe, "import_onnxruntime", _no_onnxruntime)
-    engines = load_engines(EngineConfig(cache_dir=onnx_cache, max_batch=MAX_BATCH),
-                           log=lambda s: None)
+    engines = load_engines(
+        EngineConfig(cache_dir=onnx_cache, max_batch=MAX_BATCH, random_weights=True),
+        log=lambda s: None,
+    )
     assert engines.backend == "torch-cpu"
     assert "onnxruntime-cpu skipped: onnxruntime is not installed (simulated)" in engines.skipped
     assert len(engines.skipped) == 3
 
 
-def test_forcing_onnx_without_onnxruntime_fails_loudly(onnx_cache: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forcing_onnx_without_onnxruntime_fails_loudly(
+    onnx_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(probe, "import_onnxruntime", _no_onnxruntime)
     with pytest.raises(EngineError, match="--backend onnx cannot run here") as info:
-        load_engines(EngineConfig(backend="onnx", cache_dir=onnx_cache), log=lambda s: None)
+        load_engines(
+            EngineConfig(backend="onnx", cache_dir=onnx_cache, random_weights=True),
+            log=lambda s: None,
+        )
     assert "\n" not in str(info.value)
 
 
 @pytest.fixture(scope="module")
 def torch_engines(onnx_cache: Path) -> Engines:
-    return load_engines(EngineConfig(backend="torch", max_batch=MAX_BATCH, cache_dir=onnx_cache),
-                        log=lambda s: None)
+    return load_engines(
+        EngineConfig(
+            backend="torch", max_batch=MAX_BATCH, cache_dir=onnx_cache, random_weights=True
+        ),
+        log=lambda s: None,
+    )
 
 
-@pytest.mark.parametrize(("backend", "n"), [("onnx", 0), ("onnx", 1), ("onnx", 2), ("onnx", 3),
-                                          ("onnx", 7), ("torch", 0), ("torch", 1),
-                                          ("torch", 4)])
+@pytest.mark.parametrize(
+    ("backend", "n"),
+    [
+        ("onnx", 0),
+        ("onnx", 1),
+        ("onnx", 2),
+        ("onnx", 3),
+        ("onnx", 7),
+        ("torch", 0),
+        ("torch", 1),
+        ("torch", 4),
+    ],
+)
 def test_output_shapes_and_generator_keeps_unmasked_pixels(
     request: pytest.FixtureRequest, backend: str, n: int
 ) -> None:
@@ -98,8 +127,9 @@ def test_output_shapes_and_generator_keeps_unmasked_pixels(
 
 def test_onnx_and_torch_agree(cpu_engines: Engines, torch_engines: Engines) -> None:
     crops = np.random.default_rng(0).uniform(-1, 1, (2, 3, 128, 128)).astype(np.float32)
-    np.testing.assert_allclose(cpu_engines.segmenter(crops), torch_engines.segmenter(crops),
-                               rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        cpu_engines.segmenter(crops), torch_engines.segmenter(crops), rtol=0, atol=1e-4
+    )
 
 
 def test_wrong_input_shape_is_refused(cpu_engines: Engines) -> None:
@@ -107,11 +137,13 @@ def test_wrong_input_shape_is_refused(cpu_engines: Engines) -> None:
         cpu_engines.generator(np.zeros((1, 3, 128, 128), np.float32))
 
 
-def test_compile_reports_what_was_built_and_skipped(onnx_cache: Path,
-                                                    cpu_engines: Engines) -> None:
+def test_compile_reports_what_was_built_and_skipped(onnx_cache: Path, cpu_engines: Engines) -> None:
     steps: list[tuple[int, int, str]] = []
-    report = compile_models(EngineConfig(max_batch=MAX_BATCH, cache_dir=onnx_cache),
-                            log=lambda s: None, progress=lambda *a: steps.append(a))
+    report = compile_models(
+        EngineConfig(max_batch=MAX_BATCH, cache_dir=onnx_cache, random_weights=True),
+        log=lambda s: None,
+        progress=lambda *a: steps.append(a),
+    )
     assert set(report["onnx-cpu"]) == {"segmenter", "generator"}
     assert report["onnx-cpu"]["generator"]["cached"]
     assert max(report["onnx-cpu"]["generator"]["max_abs_diff"].values()) < 1e-4
@@ -120,15 +152,17 @@ def test_compile_reports_what_was_built_and_skipped(onnx_cache: Path,
     assert steps[-1][:2] == (6, 6)
 
 
-def test_cached_onnx_runs_without_torch(tmp_path: Path, onnx_cache: Path,
-                                        cpu_engines: Engines) -> None:
+def test_cached_onnx_runs_without_torch(
+    tmp_path: Path, onnx_cache: Path, cpu_engines: Engines
+) -> None:
     """Checkpoints equal to the random init hit the session's cache; torch is never imported."""
     paths = {}
     for kind in ("segmenter", "generator"):
         model, metadata = random_model(kind)
         paths[kind] = tmp_path / f"{kind}.safetensors"
-        save_checkpoint(paths[kind], model, kind=kind, arch=metadata["arch"], crop_size=128,
-                        meta={})
+        save_checkpoint(
+            paths[kind], model, kind=kind, arch=metadata["arch"], crop_size=128, meta={}
+        )
     script = f"""
 import sys
 sys.modules["torch"] = None  # any "import torch" now raises ImportError
@@ -136,26 +170,30 @@ from pathlib import Path
 import numpy as np
 from engines import EngineConfig, load_engines
 engines = load_engines(EngineConfig(backend="onnx", cache_dir=Path({str(onnx_cache)!r}),
-                                    segmenter_checkpoint=Path({str(paths['segmenter'])!r}),
-                                    generator_checkpoint=Path({str(paths['generator'])!r})),
+                                    segmenter_checkpoint=Path({str(paths["segmenter"])!r}),
+                                    generator_checkpoint=Path({str(paths["generator"])!r})),
                        log=lambda s: None)
 assert engines.details["segmenter"]["cached"] and engines.details["generator"]["cached"]
 print(engines.backend, engines.segmenter(np.zeros((1, 3, 128, 128), np.float32)).shape)
 """
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["onnxruntime-cpu", "(1,", "1,", "128,", "128)"]
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"backend": "cuda"}, "--backend must be one of"),
-    ({"crop_size": 192}, "--crop must be 128 or 256"),
-    ({"max_batch": 0}, "--max-faces must be between 1 and 16, got 0"),
-    ({"max_batch": 17}, "--max-faces must be between 1 and 16, got 17"),
-    ({"precision": "int8"}, "--precision must be fp16 or fp32"),
-    ({"threads": 0}, "--threads must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"backend": "cuda"}, "--backend must be one of"),
+        ({"crop_size": 192}, "--crop must be 128 or 256"),
+        ({"max_batch": 0}, "--max-faces must be between 1 and 16, got 0"),
+        ({"max_batch": 17}, "--max-faces must be between 1 and 16, got 17"),
+        ({"precision": "int8"}, "--precision must be fp16 or fp32"),
+        ({"threads": 0}, "--threads must be a positive integer"),
+    ],
+)
 def test_config_validation(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         EngineConfig(**kwargs)
