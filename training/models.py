@@ -22,22 +22,27 @@ from torch import nn
 ModelKind = Literal["segmenter", "generator"]
 
 
+def _separable_body(spatial: nn.Module, activation: nn.Module, c_in: int, c_out: int, *,
+                    instance_norm: bool, dropout: float) -> nn.Sequential:
+    """Depthwise spatial conv, BN, activation, pointwise 1x1, optional InstanceNorm/dropout."""
+    layers: list[nn.Module] = [spatial, nn.BatchNorm2d(c_in), activation,
+                               nn.Conv2d(c_in, c_out, 1, bias=not instance_norm)]
+    if instance_norm:
+        layers.append(nn.InstanceNorm2d(c_out, affine=True))
+    if dropout > 0:
+        layers.append(nn.Dropout2d(dropout))
+    return nn.Sequential(*layers)
+
+
 class DownBlock(nn.Module):
     """Halves the resolution: depthwise 4x4 stride-2, BN, LeakyReLU, pointwise 1x1."""
 
     def __init__(self, c_in: int, c_out: int, *, instance_norm: bool, dropout: float) -> None:
         super().__init__()
-        layers: list[nn.Module] = [
+        self.body = _separable_body(
             nn.Conv2d(c_in, c_in, 4, stride=2, padding=1, groups=c_in, bias=False),
-            nn.BatchNorm2d(c_in),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(c_in, c_out, 1, bias=not instance_norm),
-        ]
-        if instance_norm:
-            layers.append(nn.InstanceNorm2d(c_out, affine=True))
-        if dropout > 0:
-            layers.append(nn.Dropout2d(dropout))
-        self.body = nn.Sequential(*layers)
+            nn.LeakyReLU(0.2, inplace=True), c_in, c_out,
+            instance_norm=instance_norm, dropout=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -48,17 +53,9 @@ class UpBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, *, instance_norm: bool, dropout: float) -> None:
         super().__init__()
-        layers: list[nn.Module] = [
+        self.body = _separable_body(
             nn.ConvTranspose2d(c_in, c_in, 4, stride=2, padding=1, groups=c_in, bias=False),
-            nn.BatchNorm2d(c_in),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(c_in, c_out, 1, bias=not instance_norm),
-        ]
-        if instance_norm:
-            layers.append(nn.InstanceNorm2d(c_out, affine=True))
-        if dropout > 0:
-            layers.append(nn.Dropout2d(dropout))
-        self.body = nn.Sequential(*layers)
+            nn.ReLU(inplace=True), c_in, c_out, instance_norm=instance_norm, dropout=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from standins import lower_half_segmenter, white_generator
 
 from realtime.align import CANONICAL_XY
 from realtime.composite import feather, side_by_side, telea_inpaint
@@ -14,18 +15,6 @@ from realtime.smoothing import SmoothingConfig
 from realtime.types import Face, Frame
 
 FACE_PX = 120  # side of the canonical crop in frame pixels
-
-
-def lower_half_segmenter(batch: np.ndarray) -> np.ndarray:
-    """Logits: occluder on the lower 40% of the crop."""
-    logits = np.full((batch.shape[0], 1, *batch.shape[2:]), -8.0, np.float32)
-    logits[:, :, int(batch.shape[2] * 0.6):] = 8.0
-    return logits
-
-
-def white_generator(batch: np.ndarray) -> np.ndarray:
-    rgb, mask = batch[:, :3], batch[:, 3:4]
-    return rgb * (1 - mask) + 1.0 * mask
 
 
 class OneFaceTracker:

@@ -26,6 +26,7 @@ import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
+from standins import lower_half_segmenter, white_generator
 
 from realtime.cli import build_web_parser
 from realtime.sinks import PROVENANCE
@@ -41,18 +42,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--use-fake-ui-for-media-stream"]  # ...that the page may use without asking
 SERVER_LIFETIME_S = 300  # the server stops by itself after this, whatever happens here
 FACE = "test_1175.png"  # a 128 px tight crop of a masked face
-
-
-def lower_half_segmenter(batch: np.ndarray) -> np.ndarray:
-    """Logits: the occluder covers the lower 40% of the crop."""
-    logits = np.full((batch.shape[0], 1, *batch.shape[2:]), -8.0, np.float32)
-    logits[:, :, int(batch.shape[2] * 0.6):] = 8.0
-    return logits
-
-
-def white_generator(batch: np.ndarray) -> np.ndarray:
-    rgb, mask = batch[:, :3], batch[:, 3:4]
-    return rgb * (1 - mask) + 1.0 * mask
 
 
 @pytest.fixture

@@ -1,0 +1,18 @@
+"""Stand-in nets with known outputs, for tests of the stages around the real ones."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def lower_half_segmenter(batch: np.ndarray) -> np.ndarray:
+    """Logits: the occluder covers the lower 40% of the crop."""
+    logits = np.full((batch.shape[0], 1, *batch.shape[2:]), -8.0, np.float32)
+    logits[:, :, int(batch.shape[2] * 0.6):] = 8.0
+    return logits
+
+
+def white_generator(batch: np.ndarray) -> np.ndarray:
+    """Paints the masked region white and leaves the rest as it came."""
+    rgb, mask = batch[:, :3], batch[:, 3:4]
+    return rgb * (1 - mask) + 1.0 * mask
