@@ -27,7 +27,7 @@ import av
 import cv2
 import numpy as np
 
-from realtime.types import Frame, SourceError, StreamInfo
+from realtime.types import Closing, Frame, SourceError, StreamInfo
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +68,7 @@ def open_source(spec: str | int, *, live_queue: int = 1, reconnect_attempts: int
     return VideoFileSource(path)
 
 
-class _Closing:
-    """Context-manager support shared by every source."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class _ThreadedSource(_Closing):
+class _ThreadedSource(Closing):
     """A producer thread that fills a bounded queue; subclasses say how frames are made.
 
     With ``drop_oldest`` a full queue loses its oldest frame (live capture must never wait
@@ -453,7 +440,7 @@ class StreamSource(LiveSource):
         self._container.close()
 
 
-class ImageSource(_Closing):
+class ImageSource(Closing):
     """One image file, or every image directly inside a folder in sorted name order."""
 
     def __init__(self, path: str | Path):

@@ -29,14 +29,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Self
 
 import cv2
 import numpy as np
 from mediapipe.python.solutions.face_detection import FaceDetection
 from mediapipe.python.solutions.face_mesh import FaceMesh
 
-from realtime.types import Face
+from realtime.types import Closing, Face
 
 MESH_RIGHT_EYE = (33, 133, 159, 145)
 """Face-mesh indices around the subject's right eye (corners, upper and lower lid)."""
@@ -154,19 +153,6 @@ def _mesh_on_square(
     return ((crop_xy[:NUM_LANDMARKS] - to_crop[:, 2]) / scale).astype(np.float32)
 
 
-class _Closing:
-    """Context-manager support for classes that own MediaPipe graphs."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
 @contextlib.contextmanager
 def _quiet_native_stderr(active: bool = True) -> Iterator[None]:
     """Hides what MediaPipe's C++ side prints while its graphs start.
@@ -199,7 +185,7 @@ def _static_mesh() -> FaceMesh:
     return FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False)
 
 
-class CropLandmarker(_Closing):
+class CropLandmarker(Closing):
     """Face-mesh landmarks on tight face crops (one face per crop), with one live mesh graph."""
 
     crop_px: int = 192
@@ -311,7 +297,7 @@ def _mesh_agrees(landmarks_xy: np.ndarray, detection: _Detection, max_error: flo
     return error_px <= max_error * box_size
 
 
-class FaceTracker(_Closing):
+class FaceTracker(Closing):
     """Detects faces, adds mesh landmarks and keeps track ids stable across frames.
 
     The MediaPipe graphs are built once here and live until ``close()``.

@@ -8,7 +8,7 @@ Every array name carries its layout: ``frame_bgr`` is H x W x 3 uint8 in OpenCV'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Self
 
 import numpy as np
 
@@ -26,6 +26,19 @@ class SourceError(UnmaskError):
 
 class SinkError(UnmaskError):
     """An output could not be written (unwritable folder, encoder failure...)."""
+
+
+class Closing:
+    """Context-manager support for anything with a ``close()`` (sources, MediaPipe graphs)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @dataclass
