@@ -10,9 +10,12 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -125,6 +128,22 @@ def common_kwargs(args: argparse.Namespace) -> dict:
         occlusion=OcclusionConfig(template_p=template, rectangle_p=rectangle,
                                   freeform_p=freeform),
         progress=not args.no_progress, threads=args.threads)
+
+
+def run_trainer(parse: Callable[[list[str] | None], Any], train: Callable[[Any], dict],
+                argv: list[str] | None) -> int:
+    """A trainer's command line: one-line errors, exit 130 on Ctrl-C, the result as JSON."""
+    from training.checkpoint import CheckpointError
+
+    try:
+        result = train(parse(argv))
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps(result))
+    return 0
 
 
 def setup_torch(seed: int, threads: int = 2) -> None:

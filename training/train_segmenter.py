@@ -30,6 +30,7 @@ from training.common import (
     common_kwargs,
     load_train_state,
     run_meta,
+    run_trainer,
     save_grid,
     save_train_state,
     setup_torch,
@@ -178,18 +179,7 @@ def parse_config(argv: list[str] | None) -> SegmenterConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.checkpoint import CheckpointError
-
-    try:
-        config = parse_config(argv)
-        result = train(config)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    print(json.dumps(result))
-    return 0
+    return run_trainer(parse_config, train, argv)
 
 
 if __name__ == "__main__":
