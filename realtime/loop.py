@@ -160,7 +160,9 @@ def _drive(config, source, pipeline, written, sinks, stats, draw_label) -> bool:
             if config.side_by_side:
                 out_bgr = side_by_side(frame.bgr, out_bgr)
             if written:
-                labelled = draw_label(out_bgr.copy()) if config.label else out_bgr
+                # Copy only when a window still needs the frame without the tag.
+                labelled = (draw_label(out_bgr.copy() if sinks else out_bgr) if config.label
+                            else out_bgr)
                 for sink in written:
                     sink.write(frame, labelled, result.mask_full_hw)
             for sink in sinks:
