@@ -168,12 +168,14 @@ def cache_key(paths: Sequence[Path], crop_size: int) -> str:
 
 
 def load_face_folder(folder: Path, crop_size: int, cache_dir: Path, *,
-                     progress: bool = True) -> FaceSet:
-    """Aligned faces of one folder, from the cache or computed once and cached."""
-    paths = list_images(folder)
+                     progress: bool = True, prefix: str = "") -> FaceSet:
+    """Aligned faces of one folder (only files named ``prefix*``), from the cache or computed
+    once and cached."""
+    paths = [p for p in list_images(folder) if p.name.startswith(prefix)]
     if not paths:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    cache = cache_dir / f"{folder.name}-{crop_size}px-{cache_key(paths, crop_size)}.npz"
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) named {prefix}* in {folder}")
+    stem = f"{folder.name}-{prefix}" if prefix else folder.name
+    cache = cache_dir / f"{stem}-{crop_size}px-{cache_key(paths, crop_size)}.npz"
     if cache.is_file():
         with np.load(cache) as z:
             return FaceSet(z["crops_rgb"], z["landmarks_xy"], tuple(z["names"].tolist()),
@@ -209,6 +211,18 @@ def split_faces(faces: FaceSet, holdout_every: int = 50) -> tuple[FaceSet, FaceS
     if not is_val.any():
         is_val = np.arange(len(faces)) % holdout_every == holdout_every - 1
     return faces.subset(np.flatnonzero(~is_val)), faces.subset(np.flatnonzero(is_val))
+
+
+def load_validation_faces(folders: Sequence[Path], crop_size: int, cache_dir: Path, *,
+                          progress: bool = True) -> FaceSet:
+    """The validation split of ``folders``, as ``split_faces`` defines it, aligning only the
+    ``validation_*`` files where there are any (seconds, not the minute the whole set takes)."""
+    named = [Path(f) for f in folders
+             if any(p.name.startswith("validation_") for p in list_images(Path(f)))]
+    if not named:
+        return split_faces(load_faces(folders, crop_size, cache_dir, progress=progress))[1]
+    return concat_faces([load_face_folder(f, crop_size, cache_dir, progress=progress,
+                                          prefix="validation_") for f in named])
 
 
 # ---------------------------------------------------------------------------------------------

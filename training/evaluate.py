@@ -234,15 +234,13 @@ def run(config: EvalConfig) -> dict:
     from training.data import (
         OcclusionConfig,
         OcclusionDataset,
-        load_faces,
         load_occluders,
-        split_faces,
+        load_validation_faces,
     )
 
     torch.set_num_threads(2)
     generator, segmenter, crop, meta = load_models(config)
-    faces = load_faces(face_folders(config.data), crop, config.cache)
-    _, val = split_faces(faces)
+    val = load_validation_faces(face_folders(config.data), crop, config.cache)
     val = val.subset(np.arange(min(config.limit, len(val))))
     mix = OcclusionConfig(template_p=config.mix[0], rectangle_p=config.mix[1],
                           freeform_p=config.mix[2])
