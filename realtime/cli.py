@@ -31,6 +31,7 @@ commands (run 'realtime-unmask COMMAND --help'):
   train     train the segmenter or the inpainter: 'train segmenter|inpainter --help'
   evaluate  PSNR/SSIM/IoU by occlusion size, against Telea and the masked input
   web       the browser demo (Gradio) on http://127.0.0.1:7860: photos, videos, webcam
+  bench     speed, latency, quality and flicker with baselines -> report.md, JSON, plots
 
 examples:
   realtime-unmask --camera 0
@@ -256,8 +257,14 @@ def cmd_web(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_bench(argv: Sequence[str]) -> int:
+    from benchmarks.bench import main as bench_main
+
+    return bench_main(argv, log=_log)
+
+
 COMMANDS = {"demo": cmd_demo, "compile": cmd_compile, "train": cmd_train,
-            "evaluate": cmd_evaluate, "web": cmd_web}
+            "evaluate": cmd_evaluate, "web": cmd_web, "bench": cmd_bench}
 
 
 def _log(message: str) -> None:
