@@ -171,8 +171,9 @@ def plot_stages(plt, r: dict[str, Any]):
     ax.invert_yaxis()
     ax.set_xlabel("p50 milliseconds per frame (hatched: decode and encode, on their own threads)")
     ax.set_title("Per-stage latency")
+    # Below the x label: about 0.6 inch, in axes units of a height that grows with the rows.
     ax.legend(ncol=len(STAGES), fontsize=7, loc="upper center",
-              bbox_to_anchor=(0.5, -0.12 - 0.8 / len(rows)))
+              bbox_to_anchor=(0.5, -0.6 / (0.45 * len(rows) + 0.6)))
     return fig
 
 
