@@ -154,9 +154,11 @@ def _load_backends(config, scratch, clips, results, log) -> dict[str, Any]:
         try:
             loaded, warm = speed.load_backend(backend, scratch / f"cache-{backend}")
         except (BackendUnavailable, EngineError) as why:
-            skipped.append(f"{backend}: {why}")
-            log(f"{backend} skipped: {why}")
+            reason = str(why).removeprefix(f"--backend {backend} cannot run here: ")
+            skipped.append(reason)
+            log(reason)
             continue
+        skipped += [s for s in loaded.skipped if s not in skipped]
         if loaded.backend in {e.backend for e in engines.values()}:
             continue  # e.g. "onnx" fell back to the same runner another entry already has
         warm.update(speed.first_frames(loaded, clips[TARGET_CLIP]["path"]))

@@ -60,7 +60,7 @@ def markdown(r: dict[str, Any]) -> str:
              f"run, {r['settings']['live_seconds']:g} s per live run; backends: "
              f"{', '.join(r['backends']['available'])}.", ""]
     for skipped in r["backends"]["skipped"]:
-        lines.append(f"- skipped {skipped}")
+        lines.append(f"- {skipped}")
     lines += ["", "## Targets", "", "| what | result | target | met |", "|---|---:|---:|---|"]
     for t in r["targets"]:
         value = "-" if t["value"] is None else f"{t['value']:g} {t['unit']}"
@@ -78,16 +78,17 @@ def _speed_section(r: dict[str, Any]) -> list[str]:
              "FPS counts every frame from first read to last write. The I/O ceiling is the "
              "same clip decoded and re-encoded with no processing; \"share\" is the pipeline's "
              "FPS over it. Stages are p50 / p95 ms; decode and encode run on their own "
-             "threads.", "",
+             "threads. Busy: this process's CPU time over wall time (100% = one core), and the "
+             "GPU's utilisation where there is one.", "",
              "| backend | clip | variant | faces/frame | FPS | share of ceiling | "
-             + " | ".join(STAGES) + " |",
-             "|---|---|---|---:|---:|---:|" + "---:|" * len(STAGES)]
+             + " | ".join(STAGES) + " | busy |",
+             "|---|---|---|---:|---:|---:|" + "---:|" * len(STAGES) + "---:|"]
     for row in r["speed"]:
         stages = " | ".join(f"{row['stages_ms'][s]['p50']:.1f} / {row['stages_ms'][s]['p95']:.1f}"
                             for s in STAGES)
         lines.append(f"| {row['backend']} | {row['clip']} | {row['variant'] or 'default'} | "
                      f"{row['faces_per_frame']:.2f} | {row['fps']:.1f} | "
-                     f"{row['share_of_ceiling']:.0%} | {stages} |")
+                     f"{row['share_of_ceiling']:.0%} | {stages} | {_busy(row)} |")
     lines += ["", "I/O ceiling:", "", "| clip | size | decode only FPS | decode + encode FPS |",
               "|---|---|---:|---:|"]
     for name, c in r["io_ceiling"].items():
@@ -96,16 +97,24 @@ def _speed_section(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _busy(row: dict[str, Any]) -> str:
+    u = row.get("utilisation", {})
+    text = f"CPU {u.get('process_cpu_percent', 0):.0f}%"
+    if "gpu_utilisation_percent" in u:
+        text += f", GPU {u['gpu_utilisation_percent']:.0f}%"
+    return text
+
+
 def _live_section(r: dict[str, Any]) -> list[str]:
     lines = ["", "## Live (a clip played as a 30 FPS camera, no file written)", "",
              "| backend | clip | faces/frame | delivered FPS | capture-to-output p50 / p95 ms | "
-             "dropped | CPU (process, % of one core) |", "|---|---|---:|---:|---:|---:|---:|"]
+             "dropped | busy |", "|---|---|---:|---:|---:|---:|---:|"]
     for row in r["live"]:
         lat = row["capture_to_output_ms"] or {"p50": 0, "p95": 0}
         lines.append(f"| {row['backend']} | {row['clip']} | {row['faces_per_frame']:.2f} | "
                      f"{row['fps']:.1f} | {lat['p50']:.0f} / {lat['p95']:.0f} | "
                      f"{row['frames_dropped']} of {row['frames_dropped'] + row['frames']} | "
-                     f"{row['utilisation'].get('process_cpu_percent', 0):.0f} |")
+                     f"{_busy(row)} |")
     return lines
 
 

@@ -47,7 +47,7 @@ def test_json_holds_machine_versions_and_every_section(quick_run) -> None:
     assert "onnxruntime-cpu" in r["backends"]["available"]
     # No GPU here: TensorRT is reported as skipped with its reason, not silently dropped.
     if r["machine"]["gpu"] is None:
-        assert any(s.startswith("tensorrt:") for s in r["backends"]["skipped"])
+        assert any(s.startswith("tensorrt skipped: ") for s in r["backends"]["skipped"])
     assert set(r["io_ceiling"]) == {*MOSAICS, REAL_CLIP}
     for c in r["io_ceiling"].values():
         assert c["decode_fps"] > c["transcode_fps"] > 0
