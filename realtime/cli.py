@@ -68,7 +68,8 @@ def _add_processing_options(parser: argparse.ArgumentParser) -> None:
                         "(default: gan)")
     g.add_argument("--smoothing", type=float, default=0.5, metavar="ALPHA",
                    help="weight of the newest frame in the per-face mask average, in (0, 1]; "
-                        "lower is steadier, 1 turns smoothing off (default: 0.5)")
+                        "lower is steadier; the painted face is averaged too (at 0.5) unless "
+                        "this is 1, which turns all smoothing off (default: 0.5)")
     g.add_argument("--show-mask", action="store_true", help="tint the painted region")
     g.add_argument("--side-by-side", action="store_true",
                    help="output the input and the result next to each other")

@@ -44,7 +44,8 @@ class RunConfig:
     inpainter: Inpainter = "gan"
     """'gan' (the generator) or 'telea' (OpenCV baseline)."""
     smoothing_alpha: float | None = 0.5
-    """Weight of the newest frame in the mask average; None turns smoothing off."""
+    """Weight of the newest frame in the mask average; None turns smoothing (of masks and
+    painted faces) off."""
     show_mask: bool = False
     """Tint the painted region."""
     side_by_side: bool = False

@@ -1,7 +1,7 @@
 """Per-frame processing: detect, align, segment, smooth, inpaint, composite.
 
 Stages are small functions; the only state across frames is the face tracker and the per-track
-mask smoothers held by ``Pipeline``.
+smoothers (mask and painted crop) held by ``Pipeline``.
 
     pipeline = Pipeline(PipelineConfig(), engines=engines, tracker=tracker)
     result = pipeline.process(frame)          # result.out_bgr, result.mask_full_hw, ...
@@ -30,7 +30,8 @@ class PipelineConfig:
     inpainter: Inpainter = "gan"
     """'gan': the trained generator; 'telea': OpenCV's classical inpainting, as a baseline."""
     smoothing: SmoothingConfig | None = field(default_factory=SmoothingConfig)
-    """Temporal mask smoothing; None turns it off (each frame thresholded alone)."""
+    """Temporal smoothing of masks and painted crops; None turns it off (each frame thresholded
+    and painted alone)."""
     grow_px: int = 2
     """Grow the mask by this many crop pixels before painting: segmentation stops a pixel or
     two short of a real mask's edge, which otherwise stays visible as a thin coloured rim."""
@@ -94,7 +95,7 @@ def inpaint(engine, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:
 
 
 class Pipeline:
-    """Turns frames into unmasked frames; keeps per-track mask history between calls."""
+    """Turns frames into unmasked frames; keeps per-track mask and paint history between calls."""
 
     def __init__(self, config: PipelineConfig, *, engines, tracker) -> None:
         self.config = config
@@ -134,6 +135,7 @@ class Pipeline:
             painted_rgb = telea_inpaint(crops_rgb, masks_hw)
         else:
             painted_rgb = inpaint(self.engines.generator, crops_rgb, masks_hw)
+        painted_rgb = self._smooth_painted(faces, painted_rgb)
         t = _lap(timings, "inpaint", t)
         alphas_hw = [feather(m, self.config.feather_px) for m in masks_hw]
         want_mask = self.config.want_mask or self.config.show_mask
@@ -152,6 +154,12 @@ class Pipeline:
                  for f, p, a in zip(faces, probs_hw, alignments, strict=True)]
         self.smoothers.prune({f.track_id for f in faces})
         return np.stack(masks)
+
+    def _smooth_painted(self, faces: list[Face], painted_rgb: np.ndarray) -> np.ndarray:
+        if self.smoothers is None:
+            return painted_rgb
+        return np.stack([self.smoothers.smooth_painted(f.track_id, crop_rgb)
+                         for f, crop_rgb in zip(faces, painted_rgb, strict=True)])
 
 
 def _lap(timings_ms: dict[str, float], stage: str, t_start: float) -> float:

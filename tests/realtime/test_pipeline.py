@@ -144,3 +144,56 @@ def test_grow_dilates_by_the_radius(radius: int) -> None:
     assert grown.shape == masks.shape and set(np.unique(grown)) <= {0.0, 1.0}
     assert grown[0, 20 - radius, 16] == 1 and grown[0, 19 - radius, 16] == 0
     assert np.all(grown[masks == 1] == 1)
+
+
+class ShadeGenerator:
+    """Paints the masked region a flat grey that changes on every call, like shimmer."""
+
+    def __init__(self, shades=(0.0, 0.8)) -> None:
+        self.shades = shades
+        self.calls = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        shade = self.shades[self.calls % len(self.shades)]
+        self.calls += 1
+        rgb, mask = batch[:, :3], batch[:, 3:4]
+        return rgb * (1 - mask) + shade * mask
+
+
+def _shade_pipeline(smoothing: SmoothingConfig | None, tracker=None) -> Pipeline:
+    engines = SimpleNamespace(segmenter=lower_half_segmenter, generator=ShadeGenerator())
+    return Pipeline(PipelineConfig(smoothing=smoothing), engines=engines,
+                    tracker=tracker or OneFaceTracker())
+
+
+PAINTED_YX = (60 + 105, 100 + 60)  # well inside the painted lower face
+
+
+@pytest.mark.parametrize("smoothing,second_frame", [
+    (None, 230),                                   # each frame painted alone: 0.8 -> 230
+    (SmoothingConfig(paint_alpha=1.0), 230),
+    (SmoothingConfig(paint_alpha=0.5), 179),       # halfway between 128 and 230
+])
+def test_painted_face_is_averaged_over_frames(smoothing, second_frame) -> None:
+    pipeline = _shade_pipeline(smoothing)
+    first = pipeline.process(_frame()).out_bgr[PAINTED_YX]
+    second = pipeline.process(_frame()).out_bgr[PAINTED_YX]
+    assert np.all(first == 128)
+    assert np.all(np.abs(second.astype(int) - second_frame) <= 1)
+
+
+def test_a_single_frame_is_painted_as_without_smoothing() -> None:
+    smooth = _shade_pipeline(SmoothingConfig()).process(_frame())
+    plain = _shade_pipeline(None).process(_frame())
+    np.testing.assert_array_equal(smooth.out_bgr, plain.out_bgr)
+
+
+def test_reset_forgets_painted_history_between_unrelated_images() -> None:
+    pipeline = _shade_pipeline(SmoothingConfig(paint_alpha=0.5))
+    alone = _shade_pipeline(SmoothingConfig(paint_alpha=0.5))
+    alone.engines.generator.calls = 1  # the shade the second image will get
+    expected = alone.process(_frame()).out_bgr
+    pipeline.process(_frame())
+    pipeline.reset()
+    np.testing.assert_array_equal(pipeline.process(_frame()).out_bgr, expected)
+    assert pipeline.tracker.resets == 1
