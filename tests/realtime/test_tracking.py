@@ -20,6 +20,7 @@ from realtime.tracking import (
     CropLandmarker,
     FaceTracker,
     TrackerConfig,
+    _geometry_from_landmarks,
     _iou_matrix,
     _normalized_xy,
     detect_landmarks_on_crop,
@@ -158,6 +159,8 @@ def test_bad_frame_rejected(tracker: FaceTracker, bad: np.ndarray) -> None:
         ("mesh_crop_scale", 0.5),
         ("mesh_max_eye_error", 0.0),
         ("iou_match", 0.0),
+        ("detect_every", 0),
+        ("detect_every", 31),
     ],
 )
 def test_config_validation(field: str, value: float) -> None:
@@ -241,5 +244,82 @@ def test_mesh_backs_off_after_failures_and_resumes_after_success(
         calls.clear()
         for clock["frame"] in range(16, 24):
             faces = tracker.update(face_frame_bgr)
-        assert calls[0] == 16 and calls == list(range(16, 24))  # every frame again
-        assert faces[0].landmarks_xy is not None
+            assert faces[0].landmarks_xy is not None
+        assert calls == [16]  # tried at once, then the face is followed from its landmarks
+
+
+def track_clip(frames_bgr: list[np.ndarray], config: TrackerConfig) -> tuple[list, list[bool]]:
+    """Faces and whether the detector ran, per frame."""
+    faces, detected = [], []
+    with FaceTracker(config) as tracker:
+        for frame_bgr in frames_bgr:
+            faces.append(tracker.update(frame_bgr))
+            detected.append(tracker.last_detected)
+    return faces, detected
+
+
+@pytest.fixture(scope="module")
+def masked_frames_bgr(masked_clip: Path) -> list[np.ndarray]:
+    return read_frames_bgr(masked_clip, 60)
+
+
+def test_mesh_follows_faces_between_detections(masked_frames_bgr: list[np.ndarray]) -> None:
+    every_frame, detected_always = track_clip(masked_frames_bgr, TrackerConfig(detect_every=1))
+    followed, detected = track_clip(masked_frames_bgr, TrackerConfig(detect_every=5))
+    assert all(detected_always)
+    assert np.mean(detected) <= 0.3  # 1 in 5, plus frames where the mesh lost the face
+    fresh = [[f for f in faces if f.age == 0] for faces in followed]
+    fresh_always = [[f for f in faces if f.age == 0] for faces in every_frame]
+    assert [len(f) >= len(g) for f, g in zip(fresh, fresh_always, strict=True)] == [True] * 60
+    assert {face.track_id for faces in followed for face in faces} == {0}
+
+
+def test_followed_landmarks_match_detector_crops(masked_frames_bgr: list[np.ndarray]) -> None:
+    every_frame, _ = track_clip(masked_frames_bgr, TrackerConfig(detect_every=1))
+    followed, detected = track_clip(masked_frames_bgr, TrackerConfig(detect_every=5))
+    errors = []
+    for faces_a, faces_b, ran in zip(every_frame, followed, detected, strict=True):
+        if ran or not faces_a or not faces_b:
+            continue
+        landmarks_a, landmarks_b = faces_a[0].landmarks_xy, faces_b[0].landmarks_xy
+        if landmarks_a is not None and landmarks_b is not None:
+            eye_distance = np.linalg.norm(landmarks_a[33] - landmarks_a[263])
+            errors.append(np.linalg.norm(landmarks_a - landmarks_b, axis=1).mean() / eye_distance)
+    assert len(errors) >= 30 and np.mean(errors) < 0.06  # ~4%, as from frame to frame
+
+
+def test_geometry_from_landmarks_matches_detector(masked_frames_bgr: list[np.ndarray]) -> None:
+    faces, _ = track_clip(masked_frames_bgr[:1], TrackerConfig())
+    [face] = faces[0]
+    box_xyxy, keypoints_xy = _geometry_from_landmarks(face.landmarks_xy)
+    assert box_xyxy.dtype == keypoints_xy.dtype == np.float32 and keypoints_xy.shape == (6, 2)
+    assert _iou_matrix(box_xyxy[None], face.box_xyxy[None])[0, 0] > 0.7
+    box_size = float(max(face.box_xyxy[2:] - face.box_xyxy[:2]))
+    assert (np.linalg.norm(keypoints_xy - face.keypoints_xy, axis=1) < 0.15 * box_size).all()
+
+
+def test_face_leaving_is_looked_for_at_once_then_dropped(face_frame_bgr: np.ndarray) -> None:
+    blank_bgr = np.zeros_like(face_frame_bgr)
+    config = TrackerConfig(hold_frames=2, detect_every=10)
+    with FaceTracker(config) as tracker:
+        for _ in range(4):
+            [seen] = tracker.update(face_frame_bgr)
+        assert not tracker.last_detected and seen.landmarks_xy is not None
+        for age in (1, 2):
+            [held] = tracker.update(blank_bgr)
+            assert tracker.last_detected  # a lost face runs the detector on the same frame
+            assert (held.track_id, held.age) == (seen.track_id, age)
+        assert tracker.update(blank_bgr) == []
+
+
+@pytest.mark.parametrize("detect_every", [1, 3, 5])
+def test_new_face_found_within_detect_every(face_frame_bgr: np.ndarray, detect_every: int) -> None:
+    blank_bgr = np.zeros_like(face_frame_bgr)
+    one_bgr, two_bgr = np.hstack([face_frame_bgr, blank_bgr]), np.hstack([face_frame_bgr] * 2)
+    with FaceTracker(TrackerConfig(detect_every=detect_every)) as tracker:
+        for _ in range(7):  # the first face is followed, the schedule at any phase
+            [first] = tracker.update(one_bgr)
+        counts = [len(tracker.update(two_bgr)) for _ in range(detect_every)]
+        faces = tracker.update(two_bgr)
+        assert counts[-1] == 2 and len(faces) == 2
+        assert faces[0].track_id == first.track_id and faces[1].track_id > first.track_id
