@@ -112,6 +112,15 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help="warm start from a checkpoint of the same architecture")
     parser.add_argument("--occlusion-mix", type=float, nargs=3, default=(0.70, 0.15, 0.15),
                         metavar=("TEMPLATE", "RECTANGLE", "FREEFORM"))
+    parser.add_argument("--template-scale", type=float, nargs=2, default=(0.95, 1.08),
+                        metavar=("LO", "HI"),
+                        help="scale range of the mask templates (default: 0.95 1.08)")
+    parser.add_argument("--template-grow", type=float, default=0.0, metavar="G",
+                        help="largest extra reach of a template below the nose (and G/2 in "
+                             "width), for masks larger than the templates (default: 0)")
+    parser.add_argument("--degrade", type=float, default=0.0, metavar="P",
+                        help="share of inputs given webcam damage: rescaling, blur, JPEG, "
+                             "noise (default: 0; for the segmenter)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--threads", type=int, default=2,
                         help="PyTorch CPU threads (default: 2)")
@@ -126,7 +135,9 @@ def common_kwargs(args: argparse.Namespace) -> dict:
         width=args.width, crop=args.crop, seed=args.seed, val_every=args.val_every,
         val_samples=args.val_samples, resume=args.resume, init=args.init,
         occlusion=OcclusionConfig(template_p=template, rectangle_p=rectangle,
-                                  freeform_p=freeform),
+                                  freeform_p=freeform,
+                                  template_scale=tuple(args.template_scale),
+                                  template_grow=args.template_grow, degrade_p=args.degrade),
         progress=not args.no_progress, threads=args.threads)
 
 

@@ -92,6 +92,17 @@ class OcclusionConfig:
     """Share of templates tinted with a random colour."""
     flip_p: float = 0.5
     """Share of samples mirrored left-right (after the occluder is pasted)."""
+    template_scale: tuple[float, float] = (0.95, 1.08)
+    """Range of the template's scale about its anchors' centre (looser or tighter fit)."""
+    template_grow: float = 0.0
+    """Largest extra reach of the template's lower edge below the nose bridge (and half of it
+    in width), as a fraction: real masks are often larger than the templates' anchors say.
+    0 draws nothing, so the samples of a seed stay what they were."""
+    degrade_p: float = 0.0
+    """Share of samples whose masked input gets camera damage (rescaling, blur, JPEG, noise)
+    over the whole crop, as real webcams and surveillance video have; the clean target and
+    the mask are untouched. Segmenter training only: the masked crop then differs from the
+    clean one outside the mask too."""
 
     def __post_init__(self) -> None:
         shares = (self.template_p, self.rectangle_p, self.freeform_p)
@@ -100,7 +111,12 @@ class OcclusionConfig:
         lo, hi = self.rect_coverage
         if not 0 < lo <= hi < 1:
             raise ValueError(f"rect_coverage must satisfy 0 < lo <= hi < 1, got {lo}, {hi}")
-        for name in ("misplace", "texture_p", "tint_p", "flip_p"):
+        lo, hi = self.template_scale
+        if not 0.5 <= lo <= hi <= 2.0:
+            raise ValueError(f"template_scale must satisfy 0.5 <= lo <= hi <= 2, got {lo}, {hi}")
+        if not 0 <= self.template_grow <= 1:
+            raise ValueError(f"template_grow must be in [0, 1], got {self.template_grow}")
+        for name in ("misplace", "texture_p", "tint_p", "flip_p", "degrade_p"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -336,7 +352,11 @@ def template_occluder(landmarks_xy: np.ndarray, crop_size: int, occluders: Occlu
     template = choices[rng.integers(len(choices))]
     dst_xy = landmarks_xy[list(MESH_ANCHORS)].astype(np.float64)
     centre = dst_xy.mean(axis=0)
-    dst_xy = (dst_xy - centre) * rng.uniform(0.95, 1.08) + centre  # looser or tighter fit
+    dst_xy = (dst_xy - centre) * rng.uniform(*config.template_scale) + centre
+    if config.template_grow > 0:  # a larger mask: lower edge further down, sides further out
+        grow = rng.uniform(0, config.template_grow)
+        dst_xy[3:] = dst_xy[1] + (dst_xy[3:] - dst_xy[1]) * (1 + grow)
+        dst_xy[:, 0] = centre[0] + (dst_xy[:, 0] - centre[0]) * (1 + grow / 2)
     dst_xy += rng.uniform(-1, 1, size=2) * config.misplace * crop_size  # worn off-centre
     dst_xy += rng.normal(0, 0.25 * config.misplace * crop_size, size=(6, 2))
     homography, _ = cv2.findHomography(template.anchors_xy.astype(np.float64), dst_xy, 0)
@@ -417,6 +437,28 @@ def occlude(clean_rgb: np.ndarray, landmarks_xy: np.ndarray, occluders: Occluder
     return masked_rgb.astype(np.uint8), mask_hw, kind
 
 
+def degrade(image_rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Webcam and compression damage: each of down-and-up rescaling, Gaussian blur, JPEG and
+    sensor noise with probability 1/2 (uint8 in, uint8 out, same size)."""
+    size = image_rgb.shape[1], image_rgb.shape[0]
+    out = image_rgb
+    if rng.random() < 0.5:
+        scale = rng.uniform(0.35, 0.85)
+        small = cv2.resize(out, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, size, interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 1.3))
+    if rng.random() < 0.5:
+        quality = int(rng.integers(25, 85))
+        ok, jpeg = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok:
+            out = cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED)
+    if rng.random() < 0.5:
+        noise = rng.normal(0, rng.uniform(1.5, 6.0), out.shape)
+        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    return out
+
+
 class OcclusionDataset:
     """Occluded samples from a FaceSet. Stream index k picks a face (a fresh permutation of all
     faces every epoch, or in order with ``shuffle=False``) and seeds the occlusion with
@@ -452,6 +494,8 @@ class OcclusionDataset:
         if rng.random() < self.config.flip_p:
             masked_rgb, mask_hw, clean_rgb = (a[:, ::-1] for a in (masked_rgb, mask_hw,
                                                                     clean_rgb))
+        if self.config.degrade_p > 0 and rng.random() < self.config.degrade_p:
+            masked_rgb = degrade(np.ascontiguousarray(masked_rgb), rng)
         return (np.ascontiguousarray(masked_rgb), np.ascontiguousarray(mask_hw),
                 np.ascontiguousarray(clean_rgb), kind)
 

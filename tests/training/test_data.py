@@ -193,8 +193,43 @@ def test_split_uses_validation_names_or_a_holdout(faces: FaceSet) -> None:
         ({"rect_coverage": (0.3, 0.1)}, "rect_coverage"),
         ({"flip_p": 1.5}, "flip_p"),
         ({"texture_p": 0.7, "tint_p": 0.6}, "texture_p"),
+        ({"template_scale": (1.2, 1.0)}, "template_scale"),
+        ({"template_grow": 1.5}, "template_grow"),
+        ({"degrade_p": -0.1}, "degrade_p"),
     ],
 )
 def test_occlusion_config_rejects_bad_values(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         OcclusionConfig(**kwargs)
+
+
+def test_grown_templates_reach_lower_and_wider_than_the_plain_ones(
+        faces: FaceSet, occluders: Occluders) -> None:
+    grown = replace(ONLY["template"], template_scale=(1.0, 1.0), template_grow=0.3)
+    plain = replace(ONLY["template"], template_scale=(1.0, 1.0))
+    lower = wider = 0
+    for k in range(12):
+        _, grown_hw, _, _ = OcclusionDataset(faces, occluders, grown, seed=5).sample(k)
+        _, plain_hw, _, _ = OcclusionDataset(faces, occluders, plain, seed=5).sample(k)
+        grown_rows, grown_cols = np.nonzero(grown_hw)
+        plain_rows, plain_cols = np.nonzero(plain_hw)
+        lower += grown_rows.max() >= plain_rows.max()
+        wider += np.ptp(grown_cols) >= np.ptp(plain_cols)
+    assert lower >= 10 and wider >= 10  # the other draws (template, colour) shift too
+
+
+def test_degraded_inputs_keep_the_mask_and_the_clean_target(faces: FaceSet,
+                                                            occluders: Occluders) -> None:
+    plain = OcclusionDataset(faces, occluders, ONLY["template"], seed=9)
+    damaged = OcclusionDataset(faces, occluders, replace(ONLY["template"], degrade_p=1.0),
+                               seed=9)
+    changed = 0
+    for k in range(8):
+        masked_a, mask_a, clean_a, _ = plain.sample(k)
+        masked_b, mask_b, clean_b, _ = damaged.sample(k)
+        np.testing.assert_array_equal(mask_a, mask_b)
+        np.testing.assert_array_equal(clean_a, clean_b)
+        assert masked_b.shape == masked_a.shape and masked_b.dtype == np.uint8
+        changed += not np.array_equal(masked_a, masked_b)
+    assert changed >= 6  # each damage has probability 1/2: all four skipped 1 time in 16
+    np.testing.assert_array_equal(damaged.sample(3)[0], damaged.sample(3)[0])  # deterministic
