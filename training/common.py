@@ -118,6 +118,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--template-grow", type=float, default=0.0, metavar="G",
                         help="largest extra reach of a template below the nose (and G/2 in "
                              "width), for masks larger than the templates (default: 0)")
+    parser.add_argument("--clean", type=float, default=0.0, metavar="P",
+                        help="share of samples with no occluder at all, an empty mask "
+                             "(default: 0; for the segmenter, so it leaves bare faces alone)")
     parser.add_argument("--degrade", type=float, default=0.0, metavar="P",
                         help="share of inputs given webcam damage: rescaling, blur, JPEG, "
                              "noise (default: 0; for the segmenter)")
@@ -137,7 +140,8 @@ def common_kwargs(args: argparse.Namespace) -> dict:
         occlusion=OcclusionConfig(template_p=template, rectangle_p=rectangle,
                                   freeform_p=freeform,
                                   template_scale=tuple(args.template_scale),
-                                  template_grow=args.template_grow, degrade_p=args.degrade),
+                                  template_grow=args.template_grow, clean_p=args.clean,
+                                  degrade_p=args.degrade),
         progress=not args.no_progress, threads=args.threads)
 
 

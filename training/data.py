@@ -36,7 +36,7 @@ import numpy as np
 CODE_VERSION = 1
 """Bump when alignment or caching changes, so stale caches are rebuilt."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-OcclusionKind = Literal["template", "rectangle", "freeform"]
+OcclusionKind = Literal["template", "rectangle", "freeform", "none"]
 Pose = Literal["front", "left", "right"]
 
 MESH_ANCHORS = (93, 197, 323, 172, 152, 397)
@@ -98,6 +98,10 @@ class OcclusionConfig:
     """Largest extra reach of the template's lower edge below the nose bridge (and half of it
     in width), as a fraction: real masks are often larger than the templates' anchors say.
     0 draws nothing, so the samples of a seed stay what they were."""
+    clean_p: float = 0.0
+    """Share of samples left without any occluder (an empty mask), drawn before the shares
+    above: most faces in real video wear no mask, and a segmenter that never saw one paints
+    some of every face. 0 draws nothing, so the samples of a seed stay what they were."""
     degrade_p: float = 0.0
     """Share of samples whose masked input gets camera damage (rescaling, blur, JPEG, noise)
     over the whole crop, as real webcams and surveillance video have; the clean target and
@@ -116,7 +120,7 @@ class OcclusionConfig:
             raise ValueError(f"template_scale must satisfy 0.5 <= lo <= hi <= 2, got {lo}, {hi}")
         if not 0 <= self.template_grow <= 1:
             raise ValueError(f"template_grow must be in [0, 1], got {self.template_grow}")
-        for name in ("misplace", "texture_p", "tint_p", "flip_p", "degrade_p"):
+        for name in ("misplace", "texture_p", "tint_p", "flip_p", "clean_p", "degrade_p"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -416,6 +420,8 @@ def occlude(clean_rgb: np.ndarray, landmarks_xy: np.ndarray, occluders: Occluder
     """(masked crop uint8, mask float32 in {0, 1}, kind). The masked crop equals the clean
     crop exactly where the mask is 0."""
     size = clean_rgb.shape[0]
+    if config.clean_p > 0 and rng.random() < config.clean_p:
+        return clean_rgb.copy(), np.zeros((size, size), np.float32), "none"
     u = rng.random()
     kind: OcclusionKind
     if u < config.template_p:
