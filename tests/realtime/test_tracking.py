@@ -15,16 +15,14 @@ import numpy as np
 import pytest
 from mediapipe.framework.formats import landmark_pb2
 
-from realtime.tracking import (
+from realtime.landmarks import (
     NUM_LANDMARKS,
     CropLandmarker,
-    FaceTracker,
-    TrackerConfig,
-    _geometry_from_landmarks,
-    _iou_matrix,
     _normalized_xy,
     detect_landmarks_on_crop,
+    geometry_from_landmarks,
 )
+from realtime.tracking import FaceTracker, TrackerConfig, _iou_matrix
 from realtime.types import Face
 
 CELEBA_FILES = ["validation_1002.png", "validation_1003.png", "validation_1016.png"]
@@ -288,10 +286,10 @@ def test_followed_landmarks_match_detector_crops(masked_frames_bgr: list[np.ndar
     assert len(errors) >= 30 and np.mean(errors) < 0.06  # ~4%, as from frame to frame
 
 
-def test_geometry_from_landmarks_matches_detector(masked_frames_bgr: list[np.ndarray]) -> None:
+def testgeometry_from_landmarks_matches_detector(masked_frames_bgr: list[np.ndarray]) -> None:
     faces, _ = track_clip(masked_frames_bgr[:1], TrackerConfig())
     [face] = faces[0]
-    box_xyxy, keypoints_xy = _geometry_from_landmarks(face.landmarks_xy)
+    box_xyxy, keypoints_xy = geometry_from_landmarks(face.landmarks_xy)
     assert box_xyxy.dtype == keypoints_xy.dtype == np.float32 and keypoints_xy.shape == (6, 2)
     assert _iou_matrix(box_xyxy[None], face.box_xyxy[None])[0, 0] > 0.7
     box_size = float(max(face.box_xyxy[2:] - face.box_xyxy[:2]))
