@@ -1,7 +1,7 @@
 """Aligned faces and synthetic occlusions for training the segmenter and the generator.
 
 Every image of a folder of UNMASKED faces is aligned once with the project's own code (the
-face mesh of ``realtime.tracking`` and the canonical crop of ``realtime.align``) and cached on
+face mesh of ``realtime.landmarks`` and the canonical crop of ``realtime.align``) and cached on
 disk with its 468 landmarks in crop pixels; occluders are pasted on the fly:
 
     faces = load_faces([Path("../shared/data/faces/celeba_crops")], crop_size=128,
@@ -151,7 +151,7 @@ def align_images(paths: Sequence[Path], crop_size: int, *, progress: bool = Fals
     from tqdm import tqdm
 
     from realtime.align import estimate_alignment, reference_points, warp_to_crop
-    from realtime.tracking import CropLandmarker, detect_landmarks_on_crop
+    from realtime.landmarks import CropLandmarker, detect_landmarks_on_crop
 
     crops, marks, names, skipped = [], [], [], 0
     with CropLandmarker() as landmarker:

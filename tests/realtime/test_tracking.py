@@ -15,16 +15,17 @@ import numpy as np
 import pytest
 from mediapipe.framework.formats import landmark_pb2
 
-from realtime.tracking import (
+from realtime import tracking
+from realtime.landmarks import (
     NUM_LANDMARKS,
     CropLandmarker,
-    FaceTracker,
-    TrackerConfig,
-    _geometry_from_landmarks,
-    _iou_matrix,
     _normalized_xy,
     detect_landmarks_on_crop,
+    flow_patch,
+    geometry_from_landmarks,
+    propagate_landmarks,
 )
+from realtime.tracking import FaceTracker, TrackerConfig, _iou_matrix
 from realtime.types import Face
 
 CELEBA_FILES = ["validation_1002.png", "validation_1003.png", "validation_1016.png"]
@@ -161,6 +162,11 @@ def test_bad_frame_rejected(tracker: FaceTracker, bad: np.ndarray) -> None:
         ("iou_match", 0.0),
         ("detect_every", 0),
         ("detect_every", 31),
+        ("mesh_every", 0),
+        ("mesh_every", 11),
+        ("flow_max_error", 0.0),
+        ("flow_max_scale_change", 0.0),
+        ("flow_max_scale_change", 0.6),
     ],
 )
 def test_config_validation(field: str, value: float) -> None:
@@ -288,10 +294,10 @@ def test_followed_landmarks_match_detector_crops(masked_frames_bgr: list[np.ndar
     assert len(errors) >= 30 and np.mean(errors) < 0.06  # ~4%, as from frame to frame
 
 
-def test_geometry_from_landmarks_matches_detector(masked_frames_bgr: list[np.ndarray]) -> None:
+def testgeometry_from_landmarks_matches_detector(masked_frames_bgr: list[np.ndarray]) -> None:
     faces, _ = track_clip(masked_frames_bgr[:1], TrackerConfig())
     [face] = faces[0]
-    box_xyxy, keypoints_xy = _geometry_from_landmarks(face.landmarks_xy)
+    box_xyxy, keypoints_xy = geometry_from_landmarks(face.landmarks_xy)
     assert box_xyxy.dtype == keypoints_xy.dtype == np.float32 and keypoints_xy.shape == (6, 2)
     assert _iou_matrix(box_xyxy[None], face.box_xyxy[None])[0, 0] > 0.7
     box_size = float(max(face.box_xyxy[2:] - face.box_xyxy[:2]))
@@ -323,3 +329,120 @@ def test_new_face_found_within_detect_every(face_frame_bgr: np.ndarray, detect_e
         faces = tracker.update(two_bgr)
         assert counts[-1] == 2 and len(faces) == 2
         assert faces[0].track_id == first.track_id and faces[1].track_id > first.track_id
+
+
+def eye_distances(landmarks_a: np.ndarray, landmarks_b: np.ndarray) -> np.ndarray:
+    """Per-landmark distance as a fraction of the distance between the outer eye corners."""
+    eye_distance = np.linalg.norm(landmarks_a[33] - landmarks_a[263])
+    return np.linalg.norm(landmarks_a - landmarks_b, axis=1) / eye_distance
+
+
+def track_flowed(frames_bgr: list[np.ndarray], config: TrackerConfig) -> tuple[list, list[set]]:
+    """Faces and the ids whose landmarks came from optical flow, per frame."""
+    faces, flowed = [], []
+    with FaceTracker(config) as tracker:
+        for frame_bgr in frames_bgr:
+            faces.append(tracker.update(frame_bgr))
+            flowed.append(tracker.last_flowed_ids)
+    return faces, flowed
+
+
+@pytest.mark.parametrize("mesh_every", [2, 3])
+def test_mesh_every_replaces_mesh_by_flow(
+    masked_frames_bgr: list[np.ndarray], mesh_every: int
+) -> None:
+    meshed, never_flowed = track_flowed(masked_frames_bgr, TrackerConfig(mesh_every=1))
+    faces, flowed = track_flowed(masked_frames_bgr, TrackerConfig(mesh_every=mesh_every))
+    assert not any(never_flowed)
+    assert [len(fs) for fs in faces] == [len(fs) for fs in meshed] == [1] * 60
+    fresh = [sum(f.age == 0 and f.landmarks_xy is not None for f in fs) for fs in faces]
+    fresh_meshed = [sum(f.age == 0 and f.landmarks_xy is not None for f in fs) for fs in meshed]
+    assert sum(fresh) >= sum(fresh_meshed) - 2  # the mesh fails on a few frames either way
+    share = sum(len(ids) for ids in flowed) / sum(fresh)
+    # At most (mesh_every - 1) / mesh_every of the frames; fewer where the flow check fails.
+    assert 0.8 * (mesh_every - 1) / mesh_every <= share <= (mesh_every - 1) / mesh_every
+    assert all(len(ids) <= 1 for ids in flowed)
+    for before, now in itertools.pairwise(flowed):
+        assert not (before and now) or mesh_every > 2  # mesh_every=2 never flows twice in a row
+
+
+def test_flowed_landmarks_match_the_mesh(masked_frames_bgr: list[np.ndarray]) -> None:
+    meshed, _ = track_flowed(masked_frames_bgr, TrackerConfig(mesh_every=1))
+    faces, flowed = track_flowed(masked_frames_bgr, TrackerConfig(mesh_every=2))
+    errors = np.array([
+        eye_distances(fs_mesh[0].landmarks_xy, fs[0].landmarks_xy)
+        for fs_mesh, fs, ids in zip(meshed, faces, flowed, strict=True)
+        if ids and fs_mesh and fs_mesh[0].landmarks_xy is not None
+    ])
+    assert len(errors) >= 20
+    # ~3.6% and 9% here; the unmoved last landmarks are off by 7% and 16%, the mesh jitters ~4%
+    assert errors.mean() < 0.05 and np.percentile(errors, 95) < 0.12
+
+
+def test_failed_flow_check_falls_back_to_mesh(
+    masked_frames_bgr: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[int] = []
+
+    def failing(*args: object, **kwargs: object) -> None:
+        attempts.append(1)
+
+    meshed, _ = track_flowed(masked_frames_bgr[:20], TrackerConfig(mesh_every=1))
+    monkeypatch.setattr(tracking, "propagate_landmarks", failing)
+    faces, flowed = track_flowed(masked_frames_bgr[:20], TrackerConfig(mesh_every=3))
+    assert len(attempts) >= 10 and not any(flowed)
+    for fs, fs_meshed in zip(faces, meshed, strict=True):  # exactly as if the mesh always ran
+        assert [f.track_id for f in fs] == [f.track_id for f in fs_meshed]
+        for face, face_meshed in zip(fs, fs_meshed, strict=True):
+            np.testing.assert_array_equal(face.landmarks_xy, face_meshed.landmarks_xy)
+
+
+def test_reset_forgets_previous_frame(face_frame_bgr: np.ndarray) -> None:
+    with FaceTracker(TrackerConfig(mesh_every=3, detect_every=10)) as tracker:
+        for _ in range(2):  # detected, then flowed (and due to flow in the next frame)
+            tracker.update(face_frame_bgr)
+        assert tracker.last_flowed_ids and tracker._flow_patches
+        tracker.reset()
+        assert not tracker._flow_patches and not tracker._frames_flowed
+        tracker.update(face_frame_bgr)
+        assert tracker.last_flowed_ids == set()  # detected and meshed afresh
+
+
+@pytest.mark.parametrize(
+    "shift_xy, angle_deg, scale, follows",
+    [
+        ((0.0, 0.0), 0.0, 1.0, True),
+        ((6.0, -4.0), 0.0, 1.0, True),
+        ((-9.0, 3.0), 8.0, 1.05, True),
+        ((3.0, 2.0), 0.0, 1.3, False),  # a zoom too fast for one frame
+    ],
+)
+def test_propagate_landmarks_follows_a_known_motion(
+    face_frame_bgr: np.ndarray, shift_xy: tuple[float, float], angle_deg: float, scale: float,
+    follows: bool,
+) -> None:
+    frame_rgb = cv2.cvtColor(face_frame_bgr, cv2.COLOR_BGR2RGB)
+    with CropLandmarker() as landmarker:
+        landmarks_xy = landmarker(frame_rgb)
+    motion = cv2.getRotationMatrix2D((100.0, 100.0), angle_deg, scale)
+    motion[:, 2] += shift_xy
+    moved_rgb = cv2.warpAffine(frame_rgb, motion, (200, 200), borderMode=cv2.BORDER_REPLICATE)
+    moved_xy = propagate_landmarks(
+        flow_patch(frame_rgb, landmarks_xy), moved_rgb, landmarks_xy,
+        max_error=0.03, max_scale_change=0.1)
+    if not follows:
+        assert moved_xy is None
+        return
+    expected_xy = landmarks_xy @ motion[:, :2].T + motion[:, 2]
+    assert moved_xy.shape == (NUM_LANDMARKS, 2) and moved_xy.dtype == np.float32
+    assert eye_distances(expected_xy, moved_xy).max() < 0.03
+
+
+def test_propagate_landmarks_rejects_another_picture(face_frame_bgr: np.ndarray) -> None:
+    frame_rgb = cv2.cvtColor(face_frame_bgr, cv2.COLOR_BGR2RGB)
+    with CropLandmarker() as landmarker:
+        landmarks_xy = landmarker(frame_rgb)
+    noise_rgb = np.random.default_rng(0).integers(0, 256, frame_rgb.shape, dtype=np.uint8)
+    assert propagate_landmarks(
+        flow_patch(frame_rgb, landmarks_xy), noise_rgb, landmarks_xy,
+        max_error=0.03, max_scale_change=0.1) is None
