@@ -62,7 +62,9 @@ def test_speed_rows_cover_the_grid_with_consistent_figures(quick_run) -> None:
     assert set(default) == {*MOSAICS, REAL_CLIP}
     for name, (faces, _, _) in MOSAICS.items():
         row = default[name]
-        assert 0 < row["fps"] and 0 < row["share_of_ceiling"] < 1.2
+        ceiling = r["io_ceiling"][name]["transcode_fps"]
+        assert row["share_of_ceiling"] == pytest.approx(row["fps"] / ceiling, abs=1e-3)
+        assert 0 < row["fps"] < r["io_ceiling"][name]["decode_fps"]
         assert faces - 1 < row["faces_per_frame"] <= faces  # a mosaic face may be missed
         assert set(row["stages_ms"]) == set(STAGES)
         for stage in ("decode", "detect", "align", "segment", "inpaint", "composite",
