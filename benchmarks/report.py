@@ -188,6 +188,8 @@ def plot_stages(plt, r: dict[str, Any]):
 
 def plot_fps(plt, r: dict[str, Any]):
     """FPS against resolution (one face) and against faces per frame (360p), per backend."""
+    from matplotlib import ticker
+
     fig, (by_res, by_faces) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     default = [row for row in r["speed"] if not row["variant"]]
     for backend in dict.fromkeys(row["backend"] for row in default):
@@ -211,6 +213,9 @@ def plot_fps(plt, r: dict[str, Any]):
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.set_yscale("log")
+        ax.set_yticks([5, 10, 20, 30, 40, 60, 100, 150, 200, 300])
+        ax.yaxis.set_major_formatter(ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.grid(alpha=0.3)
     by_faces.set_xticks([1, 2, 4])
     by_res.set_ylabel("frames per second (log)")
