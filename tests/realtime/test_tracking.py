@@ -254,14 +254,19 @@ def test_mesh_backs_off_after_failures_and_resumes_after_success(
         assert calls == [16]  # tried at once, then the face is followed from its landmarks
 
 
-def track_clip(frames_bgr: list[np.ndarray], config: TrackerConfig) -> tuple[list, list[bool]]:
-    """Faces and whether the detector ran, per frame."""
-    faces, detected = [], []
+FLOWED = "last_flowed_ids"
+
+
+def track_clip(frames_bgr: list[np.ndarray], config: TrackerConfig, *,
+               record: str = "last_detected") -> tuple[list, list]:
+    """Faces per frame, and the tracker's ``record`` attribute after each frame (whether the
+    detector ran, or ``last_flowed_ids``: the faces followed by optical flow)."""
+    faces, recorded = [], []
     with FaceTracker(config) as tracker:
         for frame_bgr in frames_bgr:
             faces.append(tracker.update(frame_bgr))
-            detected.append(tracker.last_detected)
-    return faces, detected
+            recorded.append(getattr(tracker, record))
+    return faces, recorded
 
 
 @pytest.fixture(scope="module")
@@ -337,22 +342,13 @@ def eye_distances(landmarks_a: np.ndarray, landmarks_b: np.ndarray) -> np.ndarra
     return np.linalg.norm(landmarks_a - landmarks_b, axis=1) / eye_distance
 
 
-def track_flowed(frames_bgr: list[np.ndarray], config: TrackerConfig) -> tuple[list, list[set]]:
-    """Faces and the ids whose landmarks came from optical flow, per frame."""
-    faces, flowed = [], []
-    with FaceTracker(config) as tracker:
-        for frame_bgr in frames_bgr:
-            faces.append(tracker.update(frame_bgr))
-            flowed.append(tracker.last_flowed_ids)
-    return faces, flowed
-
-
 @pytest.mark.parametrize("mesh_every", [2, 3])
 def test_mesh_every_replaces_mesh_by_flow(
     masked_frames_bgr: list[np.ndarray], mesh_every: int
 ) -> None:
-    meshed, never_flowed = track_flowed(masked_frames_bgr, TrackerConfig(mesh_every=1))
-    faces, flowed = track_flowed(masked_frames_bgr, TrackerConfig(mesh_every=mesh_every))
+    meshed, never_flowed = track_clip(masked_frames_bgr, TrackerConfig(mesh_every=1), record=FLOWED)
+    faces, flowed = track_clip(masked_frames_bgr, TrackerConfig(mesh_every=mesh_every),
+                               record=FLOWED)
     assert not any(never_flowed)
     assert [len(fs) for fs in faces] == [len(fs) for fs in meshed] == [1] * 60
     fresh = [sum(f.age == 0 and f.landmarks_xy is not None for f in fs) for fs in faces]
@@ -367,8 +363,8 @@ def test_mesh_every_replaces_mesh_by_flow(
 
 
 def test_flowed_landmarks_match_the_mesh(masked_frames_bgr: list[np.ndarray]) -> None:
-    meshed, _ = track_flowed(masked_frames_bgr, TrackerConfig(mesh_every=1))
-    faces, flowed = track_flowed(masked_frames_bgr, TrackerConfig(mesh_every=2))
+    meshed, _ = track_clip(masked_frames_bgr, TrackerConfig(mesh_every=1), record=FLOWED)
+    faces, flowed = track_clip(masked_frames_bgr, TrackerConfig(mesh_every=2), record=FLOWED)
     errors = np.array([
         eye_distances(fs_mesh[0].landmarks_xy, fs[0].landmarks_xy)
         for fs_mesh, fs, ids in zip(meshed, faces, flowed, strict=True)
@@ -387,9 +383,9 @@ def test_failed_flow_check_falls_back_to_mesh(
     def failing(*args: object, **kwargs: object) -> None:
         attempts.append(1)
 
-    meshed, _ = track_flowed(masked_frames_bgr[:20], TrackerConfig(mesh_every=1))
+    meshed, _ = track_clip(masked_frames_bgr[:20], TrackerConfig(mesh_every=1), record=FLOWED)
     monkeypatch.setattr(tracking, "propagate_landmarks", failing)
-    faces, flowed = track_flowed(masked_frames_bgr[:20], TrackerConfig(mesh_every=3))
+    faces, flowed = track_clip(masked_frames_bgr[:20], TrackerConfig(mesh_every=3), record=FLOWED)
     assert len(attempts) >= 10 and not any(flowed)
     for fs, fs_meshed in zip(faces, meshed, strict=True):  # exactly as if the mesh always ran
         assert [f.track_id for f in fs] == [f.track_id for f in fs_meshed]
