@@ -134,7 +134,7 @@ class Pipeline:
         if self.config.inpainter == "telea":
             painted_rgb = telea_inpaint(crops_rgb, masks_hw)
         else:
-            painted_rgb = inpaint(self.engines.generator, crops_rgb, masks_hw)
+            painted_rgb = self._inpaint_masked(crops_rgb, masks_hw)
         painted_rgb = self._smooth_painted(faces, painted_rgb)
         t = _lap(timings, "inpaint", t)
         alphas_hw = [feather(m, self.config.feather_px) for m in masks_hw]
@@ -154,6 +154,17 @@ class Pipeline:
                  for f, p, a in zip(faces, probs_hw, alignments, strict=True)]
         self.smoothers.prune({f.track_id for f in faces})
         return np.stack(masks)
+
+    def _inpaint_masked(self, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:
+        """The generator on the faces that have something to paint; the others keep their
+        crop. Most faces in real video wear no mask, and the generator is ~3 ms a face."""
+        todo = np.flatnonzero(masks_hw.reshape(len(masks_hw), -1).any(axis=1))
+        if todo.size == len(masks_hw):
+            return inpaint(self.engines.generator, crops_rgb, masks_hw)
+        painted_rgb = crops_rgb.copy()
+        if todo.size:
+            painted_rgb[todo] = inpaint(self.engines.generator, crops_rgb[todo], masks_hw[todo])
+        return painted_rgb
 
     def _smooth_painted(self, faces: list[Face], painted_rgb: np.ndarray) -> np.ndarray:
         if self.smoothers is None:

@@ -197,3 +197,45 @@ def test_reset_forgets_painted_history_between_unrelated_images() -> None:
     pipeline.reset()
     np.testing.assert_array_equal(pipeline.process(_frame()).out_bgr, expected)
     assert pipeline.tracker.resets == 1
+
+
+class TwoFaceTracker(OneFaceTracker):
+    """Two faces side by side (track ids 1 and 2)."""
+
+    def update(self, frame_bgr: np.ndarray) -> list[Face]:
+        left = super().update(frame_bgr)[0]
+        shift = np.array([FACE_PX + 40, 0], np.float32)
+        right = Face(track_id=2, box_xyxy=left.box_xyxy + np.tile(shift, 2),
+                     keypoints_xy=left.keypoints_xy + shift, landmarks_xy=None, score=0.9)
+        return [left, right]
+
+
+def _counting_generator(calls: list[int]):
+    def generator(batch: np.ndarray) -> np.ndarray:
+        calls.append(batch.shape[0])
+        return white_generator(batch)
+    return generator
+
+
+def _segmenter_masking(first_face_only: bool):
+    def segmenter(batch: np.ndarray) -> np.ndarray:
+        logits = lower_half_segmenter(batch)
+        logits[1 if first_face_only else 0:] = -8.0  # nothing on these faces
+        return logits
+    return segmenter
+
+
+@pytest.mark.parametrize(("first_face_only", "expected_calls"), [(True, [1]), (False, [])])
+def test_generator_runs_only_on_faces_with_a_mask(first_face_only: bool,
+                                                  expected_calls: list[int]) -> None:
+    calls: list[int] = []
+    engines = SimpleNamespace(segmenter=_segmenter_masking(first_face_only),
+                              generator=_counting_generator(calls))
+    pipeline = Pipeline(PipelineConfig(smoothing=None), engines=engines,
+                        tracker=TwoFaceTracker(origin_xy=(20.0, 60.0)))
+    frame = Frame(index=0, t_capture=0.0, bgr=np.full((240, 360, 3), 40, np.uint8))
+    result = pipeline.process(frame)
+    assert calls == expected_calls
+    right_half = (slice(None), slice(180, None))
+    np.testing.assert_array_equal(result.out_bgr[right_half], frame.bgr[right_half])
+    assert (result.out_bgr[:, :180] == 255).any() == first_face_only
