@@ -82,16 +82,19 @@ class Face:
     track_id: int
     """Stable across frames while the same face is followed; never reused for a new face."""
     box_xyxy: np.ndarray
-    """float32 (4,): the detector's box in frame pixels (may reach past the frame edges)."""
+    """float32 (4,): the detector's box in frame pixels (may reach past the frame edges), or
+    one derived from the landmarks on frames where the face was followed without the
+    detector."""
     keypoints_xy: np.ndarray
-    """float32 (6, 2): detector keypoints in frame pixels, in MediaPipe order: right eye,
-    left eye, nose tip, mouth centre, right ear tragion, left ear tragion (the subject's right
-    eye is on the image's left in a frontal view)."""
+    """float32 (6, 2): detector keypoints (or the same points taken from the landmarks) in
+    frame pixels, in MediaPipe order: right eye, left eye, nose tip, mouth centre, right ear
+    tragion, left ear tragion (the subject's right eye is on the image's left in a frontal
+    view)."""
     landmarks_xy: np.ndarray | None
     """float32 (468, 2) face-mesh landmarks in frame pixels; None when the mesh failed or
     disagreed with the detector on this face."""
     score: float
     """Detector confidence in [0, 1] from the last frame the face was detected in."""
     age: int = 0
-    """Frames since last detected: 0 = detected in this frame, > 0 = held after a miss, with
-    the geometry of the last detection."""
+    """Frames since last found: 0 = detected or followed in this frame, > 0 = held after a
+    miss, with its last geometry."""
