@@ -56,9 +56,11 @@ class Utilisation:
     def __enter__(self) -> Utilisation:
         self._wall0, self._cpu0, self._system0 = (time.perf_counter(), time.process_time(),
                                                   _system_ticks())
-        handle = _nvml_handle()
-        if handle is not None:
-            self._thread = threading.Thread(target=self._sample_gpu, args=handle, daemon=True)
+        from engines.telemetry import open_gpu
+
+        opened = open_gpu()
+        if opened is not None:
+            self._thread = threading.Thread(target=self._sample_gpu, args=opened, daemon=True)
             self._thread.start()
         return self
 
@@ -87,24 +89,6 @@ class Utilisation:
             return
         finally:
             nvml.nvmlShutdown()
-
-
-def _nvml_handle() -> tuple[Any, Any] | None:
-    try:
-        import pynvml as nvml
-    except ImportError:
-        return None
-    try:
-        nvml.nvmlInit()
-    except nvml.NVMLError:
-        return None  # no driver: the normal state on a CPU machine
-    try:
-        if nvml.nvmlDeviceGetCount() > 0:
-            return nvml, nvml.nvmlDeviceGetHandleByIndex(0)
-    except nvml.NVMLError:
-        pass
-    nvml.nvmlShutdown()
-    return None
 
 
 def _system_ticks() -> tuple[int, int] | None:

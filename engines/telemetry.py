@@ -20,8 +20,9 @@ _ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "av
               "avx_vnni", "amx_tile", "neon", "asimd")
 
 
-def gpu_telemetry(device_index: int = 0) -> dict[str, Any] | None:
-    """Name, memory and utilisation of one NVIDIA GPU, or None where NVML finds none."""
+def open_gpu(device_index: int = 0) -> tuple[Any, Any] | None:
+    """(pynvml, device handle) with NVML initialised, or None where NVML finds no such GPU.
+    The caller calls ``nvmlShutdown()`` when done."""
     try:
         nvml = probe.import_pynvml()
     except BackendUnavailable:
@@ -31,9 +32,21 @@ def gpu_telemetry(device_index: int = 0) -> dict[str, Any] | None:
     except nvml.NVMLError:
         return None  # no driver or no GPU: a normal state on CPU machines
     try:
-        if nvml.nvmlDeviceGetCount() <= device_index:
-            return None
-        handle = nvml.nvmlDeviceGetHandleByIndex(device_index)
+        if nvml.nvmlDeviceGetCount() > device_index:
+            return nvml, nvml.nvmlDeviceGetHandleByIndex(device_index)
+    except nvml.NVMLError:
+        pass
+    nvml.nvmlShutdown()
+    return None
+
+
+def gpu_telemetry(device_index: int = 0) -> dict[str, Any] | None:
+    """Name, memory and utilisation of one NVIDIA GPU, or None where NVML finds none."""
+    opened = open_gpu(device_index)
+    if opened is None:
+        return None
+    nvml, handle = opened
+    try:
         memory = nvml.nvmlDeviceGetMemoryInfo(handle)
         utilisation = nvml.nvmlDeviceGetUtilizationRates(handle)
         return {"gpu": _text(nvml.nvmlDeviceGetName(handle)),

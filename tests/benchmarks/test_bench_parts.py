@@ -109,3 +109,37 @@ def test_config_rejects_bad_values(shared_data, tmp_path, fields, message) -> No
 def test_config_names_the_missing_data(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"hamilton_clip_640x360\.mp4"):
         BenchConfig(out=tmp_path / "o", data=tmp_path)
+
+
+def test_utilisation_samples_the_gpu_through_nvml(monkeypatch) -> None:
+    import time
+    from types import SimpleNamespace
+
+    from benchmarks.machine import Utilisation
+    from engines import probe
+
+    class Nvml:
+        NVMLError = RuntimeError
+        shutdowns = 0
+
+        def nvmlInit(self) -> None:
+            pass
+
+        def nvmlShutdown(self) -> None:
+            Nvml.shutdowns += 1
+
+        def nvmlDeviceGetCount(self) -> int:
+            return 1
+
+        def nvmlDeviceGetHandleByIndex(self, index: int) -> str:
+            return "gpu0"
+
+        def nvmlDeviceGetUtilizationRates(self, handle: str) -> SimpleNamespace:
+            return SimpleNamespace(gpu=37)
+
+    monkeypatch.setattr(probe, "import_pynvml", Nvml)
+    with Utilisation() as busy:
+        time.sleep(0.35)
+    assert busy.result["gpu_utilisation_percent"] == 37.0
+    assert Nvml.shutdowns == 1
+    assert busy.result["process_cpu_percent"] >= 0
