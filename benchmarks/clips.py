@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import av
@@ -103,7 +104,7 @@ def io_ceiling(path: Path, scratch_dir: Path, frames: int | None = None) -> dict
 
     start = time.perf_counter()
     with VideoFileSource(path) as source:
-        decoded = sum(1 for _ in _first(source, frames))
+        decoded = sum(1 for _ in islice(source, frames))
     decode_s = time.perf_counter() - start
 
     out = scratch_dir / f"transcode_{path.stem}.mp4"
@@ -112,7 +113,7 @@ def io_ceiling(path: Path, scratch_dir: Path, frames: int | None = None) -> dict
         sink = VideoFileSink(out, source.info)
         try:
             transcoded = 0
-            for frame in _first(source, frames):
+            for frame in islice(source, frames):
                 sink.write(frame, frame.bgr, None)
                 transcoded += 1
         except BaseException:
@@ -124,9 +125,3 @@ def io_ceiling(path: Path, scratch_dir: Path, frames: int | None = None) -> dict
     return {"frames": decoded, "decode_fps": round(decoded / decode_s, 1),
             "transcode_fps": round(transcoded / transcode_s, 1)}
 
-
-def _first(source, frames: int | None):
-    for k, frame in enumerate(source):
-        if frames is not None and k >= frames:
-            return
-        yield frame

@@ -12,6 +12,7 @@ means it shimmers or pops on and off. Coverage is the share of frames with paint
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,7 @@ def temporal_stability(pipeline: Any, clip: Path, frames: int | None = None) -> 
     painted_share = []
     previous = None
     with VideoFileSource(clip) as source:
-        for frame in source:
-            if frames is not None and processed >= frames:
-                break
+        for frame in islice(source, frames):
             result = pipeline.process(frame)
             painted_hw = (result.mask_full_hw > PAINTED if result.mask_full_hw is not None
                           else np.zeros(frame.bgr.shape[:2], bool))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +83,7 @@ def first_frames(engines: Any, clip: Path, frames: int = 10) -> dict[str, float]
     build_ms = (time.perf_counter() - start) * 1e3
     per_frame_ms = []
     with pipeline.tracker, VideoFileSource(clip) as source:
-        for k, frame in enumerate(source):
-            if k >= frames:
-                break
+        for frame in islice(source, frames):
             start = time.perf_counter()
             pipeline.process(frame)
             per_frame_ms.append((time.perf_counter() - start) * 1e3)
@@ -140,9 +139,7 @@ def _warm_pipeline(engines: Any, clip: Path, variant: Variant) -> Pipeline:
 
     pipeline = make_pipeline(engines, variant)
     with VideoFileSource(clip) as source:
-        for k, frame in enumerate(source):
-            if k >= WARM_FRAMES:
-                break
+        for frame in islice(source, WARM_FRAMES):
             pipeline.process(frame)
     pipeline.reset()
     return pipeline
