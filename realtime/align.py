@@ -104,6 +104,11 @@ def estimate_alignment(points_xy: np.ndarray, crop_size: int) -> Alignment:
                      crop_size=crop_size)
 
 
+def affine_points(affine: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
+    """(N, 2) float32 points mapped by a 2 x 3 affine (e.g. ``Alignment.matrix``)."""
+    return (points_xy @ affine[:, :2].T + affine[:, 2]).astype(np.float32)
+
+
 def warp_to_crop(frame_bgr: np.ndarray, alignment: Alignment) -> np.ndarray:
     """The aligned face as an RGB crop (crop_size x crop_size x 3 uint8)."""
     size = alignment.crop_size

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from mediapipe.python.solutions.face_mesh import FaceMesh
 
+from realtime.align import affine_points
 from realtime.types import Closing
 
 MESH_RIGHT_EYE = (33, 133, 159, 145)
@@ -105,7 +106,7 @@ def mesh_in_crop(
     if crop_xy.shape[0] < NUM_LANDMARKS:
         return None
     to_image = cv2.invertAffineTransform(to_crop)
-    return (crop_xy[:NUM_LANDMARKS] @ to_image[:, :2].T + to_image[:, 2]).astype(np.float32)
+    return affine_points(to_image, crop_xy[:NUM_LANDMARKS])
 
 
 def upright_affine(
@@ -315,7 +316,7 @@ def propagate_landmarks(
     instead, when too few points agree or the scale changed by more than ``max_scale_change``
     (a zoom that fast is more likely a tracking failure).
     """
-    start_xy = _affine_points(previous.to_patch, landmarks_xy[list(point_ids)])
+    start_xy = affine_points(previous.to_patch, landmarks_xy[list(point_ids)])
     max_error_px = max_error * _eye_distance_px(start_xy, point_ids)
     end_xy, tracked = _tracked_points(
         previous.patch_gray, _gray_patch(frame_rgb, previous.to_patch), start_xy, max_error_px)
@@ -330,7 +331,7 @@ def propagate_landmarks(
     if abs(np.sqrt(abs(np.linalg.det(motion[:, :2]))) - 1.0) > max_scale_change:
         return None
     to_frame = cv2.invertAffineTransform(previous.to_patch)
-    return _affine_points(to_frame, _affine_points(motion, _affine_points(
+    return affine_points(to_frame, affine_points(motion, affine_points(
         previous.to_patch, landmarks_xy)))
 
 
@@ -353,6 +354,3 @@ def _eye_distance_px(points_xy: np.ndarray, point_ids: tuple[int, ...]) -> float
     outer = [point_ids.index(MESH_RIGHT_EYE[0]), point_ids.index(MESH_LEFT_EYE[1])]
     return float(np.linalg.norm(points_xy[outer[0]] - points_xy[outer[1]]))
 
-
-def _affine_points(affine: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
-    return (points_xy @ affine[:, :2].T + affine[:, 2]).astype(np.float32)

@@ -182,11 +182,6 @@ def _greedy_match(iou: np.ndarray, threshold: float) -> dict[int, int]:
     return pairs
 
 
-def _mesh_agrees(landmarks_xy: np.ndarray, detection: _Detection, max_error: float) -> bool:
-    """True when the mesh eye centres sit near the detector's eye keypoints."""
-    return eyes_agree(landmarks_xy, detection.keypoints_xy, detection.box_xyxy, max_error)
-
-
 class FaceTracker(Closing):
     """Detects faces, adds mesh landmarks and keeps track ids stable across frames.
 
@@ -438,8 +433,8 @@ class FaceTracker(Closing):
         landmarks_xy = mesh_on_square(
             self._mesh, frame_rgb, center_xy, side_px, self.config.mesh_crop_px
         )
-        if landmarks_xy is None or not _mesh_agrees(
-            landmarks_xy, detection, self.config.mesh_max_eye_error
+        if landmarks_xy is None or not eyes_agree(
+            landmarks_xy, detection.keypoints_xy, box_xyxy, self.config.mesh_max_eye_error
         ):
             return None
         return landmarks_xy

@@ -150,7 +150,12 @@ def align_images(paths: Sequence[Path], crop_size: int, *, progress: bool = Fals
     """Face-mesh landmarks, canonical alignment and crop of each image (no caching)."""
     from tqdm import tqdm
 
-    from realtime.align import estimate_alignment, reference_points, warp_to_crop
+    from realtime.align import (
+        affine_points,
+        estimate_alignment,
+        reference_points,
+        warp_to_crop,
+    )
     from realtime.landmarks import CropLandmarker, detect_landmarks_on_crop
 
     crops, marks, names, skipped = [], [], [], 0
@@ -168,7 +173,7 @@ def align_images(paths: Sequence[Path], crop_size: int, *, progress: bool = Fals
             points_xy = reference_points(landmarks_xy=landmarks_xy, keypoints_xy=None)
             alignment = estimate_alignment(points_xy, crop_size)
             crops.append(warp_to_crop(image_bgr, alignment))
-            marks.append(landmarks_xy @ alignment.matrix[:, :2].T + alignment.matrix[:, 2])
+            marks.append(affine_points(alignment.matrix, landmarks_xy))
             names.append(path.name)
     return FaceSet(
         crops_rgb=np.asarray(crops, dtype=np.uint8).reshape(-1, crop_size, crop_size, 3),
