@@ -207,15 +207,22 @@ def _first(faces: FaceSet, n: int) -> FaceSet:
     return faces.subset(np.arange(min(n, len(faces))))
 
 
-def git_revision() -> str | None:
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
+def git_revision(*, short: bool = False, mark_dirty: bool = False) -> str | None:
+    """The checked-out commit of this repository (None outside a git checkout); with
+    ``mark_dirty``, "-dirty" appended when tracked files differ from it."""
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                                    timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    revision = git("rev-parse", *(["--short"] if short else []), "HEAD")
+    if not revision or not mark_dirty:
+        return revision or None
+    return revision + ("-dirty" if git("status", "--porcelain", "--untracked-files=no")
+                       else "")
 
 
 def run_meta(config: TrainConfig, summary: dict, metrics: dict, step: int,

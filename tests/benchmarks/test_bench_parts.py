@@ -143,3 +143,13 @@ def test_utilisation_samples_the_gpu_through_nvml(monkeypatch) -> None:
     assert busy.result["gpu_utilisation_percent"] == 37.0
     assert Nvml.shutdowns == 1
     assert busy.result["process_cpu_percent"] >= 0
+
+
+def test_versions_name_the_checked_out_commit() -> None:
+    from benchmarks.machine import versions
+    from training.common import git_revision
+
+    full = git_revision()
+    recorded = versions()["code_revision"]
+    assert full and len(full) == 40
+    assert recorded and full.startswith(recorded.removesuffix("-dirty"))
