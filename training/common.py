@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.data import (
-    FaceSet,
-    OcclusionConfig,
-    OcclusionDataset,
-    default_cache_dir,
-    list_images,
-    load_faces,
-    load_occluders,
-    split_faces,
-)
+from training.data import MIXES, OcclusionConfig, OcclusionDataset
+from training.faces import FaceSet, default_cache_dir, list_images, load_faces, split_faces
+from training.occluders import load_occluders
 
 REPO = Path(__file__).resolve().parents[1]
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
@@ -94,7 +87,9 @@ class TrainConfig:
                 raise ValueError(message)
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
+def add_common_args(parser: argparse.ArgumentParser, *, mix: str) -> None:
+    """The shared flags; ``mix`` names the trainer's sample recipe (``training.data.MIXES``),
+    whose values the occlusion flags default to."""
     shared = REPO.parent / "shared" / "data"
     d = TrainConfig.__dataclass_fields__
     parser.add_argument("--data", type=Path, nargs="+", default=[shared / "faces"],
@@ -110,39 +105,56 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--init", type=Path, default=None,
                         help="warm start from a checkpoint of the same architecture")
-    parser.add_argument("--occlusion-mix", type=float, nargs=3, default=(0.70, 0.15, 0.15),
-                        metavar=("TEMPLATE", "RECTANGLE", "FREEFORM"))
-    parser.add_argument("--template-scale", type=float, nargs=2, default=(0.95, 1.08),
-                        metavar=("LO", "HI"),
-                        help="scale range of the mask templates (default: 0.95 1.08)")
-    parser.add_argument("--template-grow", type=float, default=0.0, metavar="G",
+    m = MIXES[mix]
+    parser.add_argument("--mix", choices=sorted(MIXES), default=mix,
+                        help=f"sample recipe whose values the flags below default to "
+                             f"(default: {mix}; legacy = the first checkpoints' recipe)")
+    parser.add_argument("--occlusion-mix", type=float, nargs=3, default=None,
+                        metavar=("TEMPLATE", "RECTANGLE", "FREEFORM"),
+                        help=f"shares of coverings, rectangles and strokes (default: "
+                             f"{m.template_p:g} {m.rectangle_p:g} {m.freeform_p:g})")
+    parser.add_argument("--template-scale", type=float, nargs=2, default=None,
+                        metavar=("LO", "HI"), help="scale range of the mask templates")
+    parser.add_argument("--template-grow", type=float, default=None, metavar="G",
                         help="largest extra reach of a template below the nose (and G/2 in "
-                             "width), for masks larger than the templates (default: 0)")
-    parser.add_argument("--clean", type=float, default=0.0, metavar="P",
-                        help="share of samples with no occluder at all, an empty mask "
-                             "(default: 0; for the segmenter, so it leaves bare faces alone)")
-    parser.add_argument("--degrade", type=float, default=0.0, metavar="P",
-                        help="share of inputs given webcam damage: rescaling, blur, JPEG, "
-                             "noise (default: 0; for the segmenter)")
+                             "width), for masks larger than the templates")
+    for flag, what in (("clean", "samples with no occluder at all, an empty mask"),
+                       ("distractors", "samples with overlays, glasses, beards, hands... "
+                                       "(never in the mask)"),
+                       ("degrade", "inputs given webcam/surveillance damage"),
+                       ("photometric", "faces re-lit and re-coloured before drawing")):
+        parser.add_argument(f"--{flag}", type=float, default=None, metavar="P",
+                            help=f"share of {what}")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--threads", type=int, default=2,
                         help="PyTorch CPU threads (default: 2)")
 
 
+def occlusion_from_args(args: argparse.Namespace) -> OcclusionConfig:
+    """The recipe named by ``--mix`` with the flags that were given laid over it."""
+    changes: dict[str, Any] = {}
+    if args.occlusion_mix is not None:
+        changes.update(zip(("template_p", "rectangle_p", "freeform_p"), args.occlusion_mix,
+                           strict=True))
+    for flag, name in (("template_scale", "template_scale"),
+                       ("template_grow", "template_grow"), ("clean", "clean_p"),
+                       ("distractors", "distractor_p"), ("degrade", "degrade_p"),
+                       ("photometric", "photometric_p")):
+        value = getattr(args, flag)
+        if value is not None:
+            changes[name] = tuple(value) if isinstance(value, list) else value
+    return replace(MIXES[args.mix], **changes)
+
+
 def common_kwargs(args: argparse.Namespace) -> dict:
     """TrainConfig fields from parsed flags."""
-    template, rectangle, freeform = args.occlusion_mix
     return dict(
         data=tuple(args.data), masks=args.masks, cache=args.cache or default_cache_dir(),
         out=args.out, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
         width=args.width, crop=args.crop, seed=args.seed, val_every=args.val_every,
         val_samples=args.val_samples, resume=args.resume, init=args.init,
-        occlusion=OcclusionConfig(template_p=template, rectangle_p=rectangle,
-                                  freeform_p=freeform,
-                                  template_scale=tuple(args.template_scale),
-                                  template_grow=args.template_grow, clean_p=args.clean,
-                                  degrade_p=args.degrade),
-        progress=not args.no_progress, threads=args.threads)
+        occlusion=occlusion_from_args(args), progress=not args.no_progress,
+        threads=args.threads)
 
 
 def run_trainer(parse: Callable[[list[str] | None], Any], train: Callable[[Any], dict],
@@ -204,7 +216,10 @@ def build_datasets(config: TrainConfig) -> tuple[OcclusionDataset, OcclusionData
 
 
 def _first(faces: FaceSet, n: int) -> FaceSet:
-    return faces.subset(np.arange(min(n, len(faces))))
+    """``n`` faces spread evenly over the set (every folder's validation faces take part)."""
+    if n >= len(faces):
+        return faces
+    return faces.subset(np.linspace(0, len(faces) - 1, n).round().astype(np.int64))
 
 
 def git_revision(*, short: bool = False, mark_dirty: bool = False) -> str | None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from training.data import FaceSet, Occluders, align_images, load_occluders
+from training.faces import FaceSet, align_images
+from training.occluders import Occluders, load_occluders
 
 FACE_FILES = (
     "celeba_crops/train_10.png", "celeba_crops/train_1004.png", "celeba_crops/train_1005.png",

