@@ -199,10 +199,10 @@ def _complete_arch(kind: str, arch: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build(kind: str, arch: dict[str, Any]) -> nn.Module:
-    from training.models import BUILDERS
+    from training.models import BUILDERS, LEGACY_ARCH
 
-    try:
-        return BUILDERS[kind](**arch)
+    try:  # checkpoints written before an argument existed were built the old way
+        return BUILDERS[kind](**{**LEGACY_ARCH, **arch})
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"arch {arch!r} cannot build a {kind}: {err}") from err
 

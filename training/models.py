@@ -20,6 +20,9 @@ import torch
 from torch import nn
 
 ModelKind = Literal["segmenter", "generator"]
+Upsample = Literal["resize", "transposed"]
+LEGACY_ARCH = {"upsample": "transposed", "blocks": 0}
+"""Values of arguments added after the first checkpoints, for checkpoints that lack them."""
 
 
 def _separable_body(spatial: nn.Module, activation: nn.Module, c_in: int, c_out: int, *,
@@ -49,16 +52,46 @@ class DownBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """Doubles the resolution: depthwise 4x4 stride-2 transposed conv, BN, ReLU, pointwise 1x1."""
+    """Doubles the resolution, then a separable conv: BN, ReLU, pointwise 1x1.
 
-    def __init__(self, c_in: int, c_out: int, *, instance_norm: bool, dropout: float) -> None:
+    ``upsample="resize"``: nearest-neighbour resize and a depthwise 3x3 (no checkerboard);
+    ``"transposed"``: a depthwise 4x4 stride-2 transposed conv, the first checkpoints' layer,
+    whose uneven overlap painted a grid on every generated face.
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, instance_norm: bool, dropout: float,
+                 upsample: Upsample = "resize") -> None:
         super().__init__()
-        self.body = _separable_body(
-            nn.ConvTranspose2d(c_in, c_in, 4, stride=2, padding=1, groups=c_in, bias=False),
-            nn.ReLU(inplace=True), c_in, c_out, instance_norm=instance_norm, dropout=dropout)
+        if upsample == "resize":
+            spatial: nn.Module = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False))
+        else:
+            spatial = nn.ConvTranspose2d(c_in, c_in, 4, stride=2, padding=1, groups=c_in,
+                                         bias=False)
+        self.body = _separable_body(spatial, nn.ReLU(inplace=True), c_in, c_out,
+                                    instance_norm=instance_norm, dropout=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: pointwise expansion, depthwise 3x3, pointwise projection, plus the
+    input (capacity at little cost, since the wide part is depthwise)."""
+
+    def __init__(self, channels: int, expansion: int) -> None:
+        super().__init__()
+        hidden = channels * expansion
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, channels, 1, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
 
 
 class SqueezeExcite(nn.Module):
@@ -121,8 +154,15 @@ class DWSCUNet(nn.Module):
         dropout: float,
         se_levels: int = 0,
         dilation_rates: tuple[int, ...] = (),
+        upsample: Upsample = "resize",
+        blocks: int = 0,
+        expansion: int = 3,
     ) -> None:
         super().__init__()
+
+        def extra(c: int) -> nn.Module:
+            return nn.Sequential(*(InvertedResidual(c, expansion) for _ in range(blocks)))
+
         widths = _widths(width, depth)
         self.stem = nn.Conv2d(in_channels, width, 1)  # pointwise lift so depthwise has channels
         downs, c_prev = [], width
@@ -132,6 +172,7 @@ class DWSCUNet(nn.Module):
                                    dropout=0.0 if innermost else dropout))
             c_prev = c
         self.downs = nn.ModuleList(downs)
+        self.down_extra = nn.ModuleList(extra(c) for c in widths)
         self.se = nn.ModuleList(SqueezeExcite(widths[i]) for i in range(min(se_levels, depth)))
         self.bottleneck = nn.Sequential(*(DilatedSeparable(widths[-1], r) for r in dilation_rates))
         ups = []
@@ -139,22 +180,26 @@ class DWSCUNet(nn.Module):
             c_in = widths[level] if level == depth - 1 else widths[level] * 2
             c_out = widths[level - 1] if level > 0 else width
             ups.append(UpBlock(c_in, c_out, instance_norm=instance_norm and level > 0,
-                               dropout=dropout if 0 < level < depth - 1 else 0.0))
+                               dropout=dropout if 0 < level < depth - 1 else 0.0,
+                               upsample=upsample))
         self.ups = nn.ModuleList(ups)
+        # none at full resolution, where an expanded block would cost more than the net
+        self.up_extra = nn.ModuleList(extra(widths[level - 1]) if level > 0 else nn.Identity()
+                                      for level in reversed(range(depth)))
         self.head = nn.Conv2d(width * 2, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.stem(x)
         skips = [h]
-        for level, down in enumerate(self.downs):
-            h = down(h)
+        for level, (down, extra) in enumerate(zip(self.downs, self.down_extra, strict=True)):
+            h = extra(down(h))
             if level < len(self.se):
                 h = self.se[level](h)
             skips.append(h)
         h = self.bottleneck(h)
         skips.pop()  # the bottleneck itself is not a skip
-        for up in self.ups:
-            h = torch.cat([up(h), skips.pop()], dim=1)
+        for up, extra in zip(self.ups, self.up_extra, strict=True):
+            h = torch.cat([extra(up(h)), skips.pop()], dim=1)
         return self.head(h)
 
 
@@ -179,10 +224,11 @@ class MaskInpainter(nn.Module):
         return out
 
 
-def build_segmenter(*, width: int = 16, depth: int = 6, dropout: float = 0.0) -> DWSCUNet:
+def build_segmenter(*, width: int = 16, depth: int = 6, dropout: float = 0.0,
+                    upsample: Upsample = "resize", blocks: int = 0) -> DWSCUNet:
     """The mask segmenter: RGB crop in, one-channel mask logits out."""
     return DWSCUNet(in_channels=3, out_channels=1, width=width, depth=depth,
-                    instance_norm=False, dropout=dropout)
+                    instance_norm=False, dropout=dropout, upsample=upsample, blocks=blocks)
 
 
 def build_generator(
@@ -193,16 +239,21 @@ def build_generator(
     instance_norm: bool = False,
     dilation_rates: tuple[int, ...] = (2, 4, 8, 16),
     refine: bool = False,
+    upsample: Upsample = "resize",
+    blocks: int = 0,
 ) -> MaskInpainter:
     """The GAN generator: masked RGB + mask in, RGB out, painted only inside the mask.
 
-    ``depth=4`` leaves an 8x8 bottleneck at 128 px (16x16 at 256 px) where the dilated stack
-    sees the whole face; deeper bottlenecks would make the dilations mostly padding.
+    ``blocks`` inverted-residual blocks follow every down and up block (0: the first
+    generator's plain U-Net). ``depth=4`` leaves an 8x8 bottleneck at 128 px (16x16 at
+    256 px) where the dilated stack sees the whole face; deeper bottlenecks would make the
+    dilations mostly padding.
     """
     def unet() -> DWSCUNet:
         return DWSCUNet(in_channels=4, out_channels=3, width=width, depth=depth,
                         instance_norm=instance_norm, dropout=dropout, se_levels=3,
-                        dilation_rates=tuple(dilation_rates))
+                        dilation_rates=tuple(dilation_rates), upsample=upsample,
+                        blocks=blocks)
     return MaskInpainter(unet(), unet() if refine else None)
 
 
@@ -224,6 +275,15 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(logits, the activations after each LeakyReLU) for feature matching."""
+        feats = []
+        for layer in self.body:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(x)
+        return x, feats
 
 
 def build_discriminator(*, in_channels: int = 3, width: int = 32, layers: int = 3) -> nn.Module:

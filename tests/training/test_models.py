@@ -67,3 +67,53 @@ def test_discriminator_gives_patch_logits() -> None:
 
 def test_builders_map_names_to_functions() -> None:
     assert BUILDERS == {"segmenter": build_segmenter, "generator": build_generator}
+
+
+@pytest.mark.parametrize("build", [build_segmenter, build_generator])
+def test_default_nets_upsample_by_resizing_not_transposed_convs(build) -> None:
+    """Transposed depthwise convs painted a checkerboard on every generated face."""
+    model = build(width=8)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+    assert any(isinstance(m, torch.nn.Upsample) for m in model.modules())
+    legacy = build(width=8, upsample="transposed")
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in legacy.modules())
+
+
+def test_inverted_residual_blocks_add_capacity_and_keep_shapes() -> None:
+    plain, wide = build_generator(width=8), build_generator(width=8, blocks=1)
+    n_plain = sum(p.numel() for p in plain.parameters())
+    n_wide = sum(p.numel() for p in wide.parameters())
+    assert n_wide > 1.5 * n_plain
+    x = torch.randn(2, 4, 64, 64)
+    out = wide(x)
+    assert out.shape == (2, 3, 64, 64) and torch.isfinite(out).all()
+    out.mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in wide.parameters() if p.grad is not None)
+
+
+def test_checkpoints_written_before_the_new_arguments_load_as_they_were(tmp_path) -> None:
+    """Their arch lacks ``upsample`` and ``blocks``: they were transposed, without blocks."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from training.checkpoint import METADATA_KEY, load_checkpoint, save_checkpoint
+
+    path = tmp_path / "old.safetensors"
+    save_checkpoint(path, build_generator(width=8, upsample="transposed"), kind="generator",
+                    arch={"width": 8, "upsample": "transposed"}, crop_size=128, meta={})
+    with safe_open(str(path), framework="pt") as f:
+        header, tensors = json.loads(f.metadata()[METADATA_KEY]), {
+            k: f.get_tensor(k) for k in f.keys()}
+    del header["arch"]["upsample"], header["arch"]["blocks"]  # as the first checkpoints had it
+    save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(header)})
+    model, _ = load_checkpoint(path, expected_kind="generator")
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+
+
+def test_discriminator_features_for_feature_matching() -> None:
+    disc = build_discriminator(in_channels=3, width=8)
+    x = torch.randn(2, 3, 64, 64)
+    logits, feats = disc.forward_features(x)
+    assert torch.equal(logits, disc(x)) and len(feats) == 3
