@@ -1,23 +1,13 @@
-"""SSIM against scikit-image, the reconstruction and Dice losses, the optional perceptual loss."""
+"""SSIM against scikit-image, the reconstruction and Dice losses, weights."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from training.losses import (
-    FeatureNet,
-    dice_loss,
-    load_feature_net,
-    perceptual_loss,
-    reconstruction_loss,
-    ssim,
-    ssim_map,
-)
+from training.losses import dice_loss, reconstruction_loss, ssim, ssim_map
 
 
 def test_ssim_matches_scikit_image_away_from_the_border() -> None:
@@ -66,30 +56,15 @@ def test_dice_loss_on_known_cases(logit_sign: int, mask_value: float, expected: 
     assert dice_loss(logits, mask).item() == pytest.approx(expected, abs=0.01)
 
 
-def test_perceptual_loss_from_a_weights_file(tmp_path: Path) -> None:
-    from safetensors.torch import save_file
-
+def test_weighted_reconstruction_ignores_pixels_of_weight_zero() -> None:
     torch.manual_seed(0)
-    net = FeatureNet()
-    path = tmp_path / "vgg.safetensors"
-    save_file({k: v for k, v in net.state_dict().items() if k.startswith("features.")},
-              str(path))
-    loaded = load_feature_net(path)
-    assert not any(p.requires_grad for p in loaded.parameters())
-    x = torch.rand(1, 3, 32, 32) * 2 - 1
-    assert perceptual_loss(loaded, x, x).item() == 0.0
-    y = x.flip(-1).requires_grad_(True)
-    loss = perceptual_loss(loaded, y, x)
-    loss.backward()
-    assert loss.item() > 0 and y.grad is not None and y.grad.abs().sum() > 0
-
-
-def test_perceptual_weights_must_match_the_documented_layout(tmp_path: Path) -> None:
-    from safetensors.torch import save_file
-
-    path = tmp_path / "other.safetensors"
-    save_file({"features.0.weight": torch.zeros(64, 3, 3, 3)}, str(path))
-    with pytest.raises(ValueError, match="relu3_3"):
-        load_feature_net(path)
-    with pytest.raises(FileNotFoundError):
-        load_feature_net(tmp_path / "missing.safetensors")
+    target = torch.rand(2, 3, 32, 32) * 2 - 1
+    out = target.clone()
+    out[:, :, 20:] = -target[:, :, 20:]  # wrong only in the bottom rows
+    weight = torch.ones(2, 1, 32, 32)
+    assert reconstruction_loss(out, target).item() > 0.1
+    weight[:, :, 14:] = 0  # those rows (and SSIM's reach of them) carry no weight
+    assert reconstruction_loss(out, target, weight).item() == pytest.approx(0.0, abs=1e-4)
+    weight[:, :, 14:] = 1
+    assert reconstruction_loss(out, target, weight).item() == pytest.approx(
+        reconstruction_loss(out, target).item(), rel=1e-5)
