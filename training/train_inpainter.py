@@ -4,19 +4,23 @@
     python -m training.train_inpainter --out runs/gen --minutes 40 --resume
     python -m training.train_inpainter --out runs/gen2 --init runs/gen/generator.safetensors \\
         --lr-gen 3e-4 --minutes 20
-    python -m training.train_inpainter --out runs/gen --refine \\
-        --perceptual-weights vgg16_relu3_3.safetensors
+    python -m training.vgg convert --download           # once: VGG16 + LPIPS, offline after
+    python -m training.train_inpainter --out runs/gen --refine
 
 Generator input: the clean crop with the mask region zeroed, plus the mask; output: RGB painted
-only inside the mask. Losses: 100 x (L1 + (1 - SSIM)); a whole-image PatchGAN (weight 0.3)
-from the start and a mask-region PatchGAN (weight 0.7, input: the composite and the mask) from
-40% of the run on, i.e. of ``--steps`` or of ``--minutes``, whichever runs out first;
-vanilla (BCE) GAN losses; Adam with two time-scale rates (1e-4 generator, 4e-4
-discriminators, betas 0.5/0.999). A perceptual loss is added only when
-``--perceptual-weights`` names a file (VGG16 features up to relu3_3, torchvision key names,
-safetensors; nothing is downloaded).
+only inside the mask. Every loss and both discriminators' inputs are weighted by the validity
+mask, so pixels that came from padding (the canonical crop reaches below most photos) carry
+no loss. Losses: 100 x (L1 + (1 - SSIM)); a perceptual loss on ImageNet VGG16 features of the
+lower face (relu1_2..relu3_3, weight 10; ``--vgg``, from ``python -m training.vgg convert``,
+nothing is downloaded; ``--perceptual-weight 0`` trains without); a whole-image PatchGAN
+(weight 0.3) with feature matching (weight 5) from the start and a mask-region PatchGAN
+(weight 0.7, input: the composite and the mask) from 40% of the run on, i.e. of ``--steps`` or
+of ``--minutes``, whichever runs out first; vanilla (BCE) GAN losses; Adam with two
+time-scale rates (1e-4 generator, 4e-4 discriminators, betas 0.5/0.999).
 
-Writes ``out/generator.safetensors``, ``out/train_state.*`` (for ``--resume``),
+Validation reports PSNR/SSIM over the crop and in the hole, and LPIPS in the hole's box; the
+checkpoint with the lowest LPIPS is kept as ``out/generator.safetensors`` (the last one as
+``out/last.safetensors``). Also ``out/train_state.*`` (for ``--resume``),
 ``out/samples/step_*.png`` (input | mask | output | target) and ``out/metrics.jsonl``.
 """
 
@@ -48,8 +52,13 @@ from training.common import (
 )
 from training.data import OcclusionDataset
 from training.evaluate import generate, image_metrics
-from training.losses import load_feature_net, perceptual_loss, reconstruction_loss
+from training.losses import reconstruction_loss
 from training.models import build_discriminator, build_generator
+from training.vgg import default_weights_path, load_vgg, perceptual_loss
+
+LOWER_FACE = (0.2, 0.3, 0.8, 0.9)
+"""x0, y0, x1, y1 of the canonical crop where coverings lie (fractions): the perceptual loss
+looks there only, at 64 px, which keeps VGG16 affordable on a CPU."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +81,14 @@ class InpainterConfig(TrainConfig):
     """Fraction of the run after which the mask-region discriminator joins."""
     disc_width: int = 32
     disc_layers: int = 3
-    perceptual_weights: Path | None = None
-    """Safetensors weights of the feature network; None: no perceptual loss."""
-    perceptual_weight: float = 1.0
+    vgg: Path | None = None
+    """VGG16 + LPIPS weights (``python -m training.vgg convert``); None: the user cache."""
+    perceptual_weight: float = 10.0
+    """Weight of the VGG16 feature loss on the lower face; 0 turns it off."""
+    fm_weight: float = 5.0
+    """Weight of feature matching on the whole-face discriminator's activations."""
+    blocks: int = 1
+    """Inverted-residual blocks after each down and up block of the generator."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -82,12 +96,12 @@ class InpainterConfig(TrainConfig):
             (2 <= self.depth <= 6, f"--depth must be 2..6, got {self.depth}"),
             (0 < self.lr_gen < 1 and 0 < self.lr_disc < 1,
              f"learning rates must be in (0, 1), got {self.lr_gen}, {self.lr_disc}"),
-            (min(self.rec_weight, self.adv_whole, self.adv_region,
-                 self.perceptual_weight) >= 0, "loss weights must be >= 0"),
+            (min(self.rec_weight, self.adv_whole, self.adv_region, self.perceptual_weight,
+                 self.fm_weight) >= 0, "loss weights must be >= 0"),
             (0 <= self.region_start <= 1,
              f"--region-start must be in [0, 1], got {self.region_start}"),
-            (self.perceptual_weights is None or self.perceptual_weights.is_file(),
-             f"--perceptual-weights file not found: {self.perceptual_weights}"),
+            (0 <= self.blocks <= 3, f"--blocks must be 0..3, got {self.blocks}"),
+            (self.vgg is None or self.vgg.is_file(), f"--vgg file not found: {self.vgg}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -100,10 +114,34 @@ def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
+def lower_face(x: torch.Tensor, size: int = 64) -> torch.Tensor:
+    """The ``LOWER_FACE`` box of NCHW crops, resized to ``size`` px."""
+    s = x.shape[-1]
+    x0, y0, x1, y1 = (round(f * s) for f in LOWER_FACE)
+    return F.interpolate(x[..., y0:y1, x0:x1], size=(size, size), mode="area")
+
+
+def hole_box_lpips(lpips: torch.nn.Module, out: torch.Tensor, target: torch.Tensor,
+                   mask: torch.Tensor, size: int = 64) -> torch.Tensor:
+    """(N,) LPIPS inside each mask's bounding box (resized to ``size`` px)."""
+    values = []
+    for o, t, m in zip(out, target, mask, strict=True):
+        rows, cols = torch.nonzero(m[0] > 0.5, as_tuple=True)
+        if len(rows) == 0:
+            values.append(out.new_zeros(()))
+            continue
+        box = (slice(None), slice(int(rows.min()), int(rows.max()) + 1),
+               slice(int(cols.min()), int(cols.max()) + 1))
+        pair = [F.interpolate(v[box][None], size=(size, size), mode="area") for v in (o, t)]
+        values.append(lpips(*pair)[0])
+    return torch.stack(values)
+
+
 @torch.no_grad()
 def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfig,
-             grid_path: Path | None = None) -> dict:
-    """Reconstruction loss, PSNR/SSIM over the crop and inside the mask, on fixed samples."""
+             lpips: torch.nn.Module | None, grid_path: Path | None = None) -> dict:
+    """Reconstruction loss, PSNR/SSIM over the crop and inside the mask, LPIPS in the mask's
+    box, on fixed samples."""
     gen.eval()
     sums: dict[str, float] = {}
     for start in range(0, len(val), config.batch_size):
@@ -111,7 +149,9 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
         batch = val.collate([val.sample(k) for k in ks])
         out = generate(gen, batch["clean"], batch["mask"])
         values = image_metrics((out + 1) / 2, (batch["clean"] + 1) / 2, batch["mask"])
-        values["rec"] = reconstruction_loss(out, batch["clean"]).expand(len(ks))
+        values["rec"] = reconstruction_loss(out, batch["clean"], batch["valid"]).expand(len(ks))
+        if lpips is not None:
+            values["lpips_hole"] = hole_box_lpips(lpips, out, batch["clean"], batch["mask"])
         for name, v in values.items():
             sums[name] = sums.get(name, 0.0) + float(v.sum())
         if start == 0 and grid_path is not None:
@@ -121,7 +161,8 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
 
 
 def build_models(config: InpainterConfig) -> tuple[torch.nn.Module, ...]:
-    gen = build_generator(width=config.width, depth=config.depth, refine=config.refine)
+    gen = build_generator(width=config.width, depth=config.depth, refine=config.refine,
+                          blocks=config.blocks)
     if config.init is not None:
         warm_start(gen, config.init, "generator")
     d_whole = build_discriminator(in_channels=3, width=config.disc_width,
@@ -133,15 +174,67 @@ def build_models(config: InpainterConfig) -> tuple[torch.nn.Module, ...]:
 
 
 def save_outputs(models: dict, optimizers: dict, config: InpainterConfig, step: int,
-                 info: dict, metrics: dict, summary: dict) -> None:
+                 info: dict, metrics: dict, summary: dict, *, best: bool) -> None:
+    """The training state, the last checkpoint, and the best one (lowest LPIPS) if ``best``."""
+    import shutil
+
     from training.checkpoint import save_checkpoint
 
     save_train_state(config.out, step=step, models=models, optimizers=optimizers, info=info)
-    save_checkpoint(config.out / "generator.safetensors", models["generator"], kind="generator",
+    last = config.out / "last.safetensors"
+    save_checkpoint(last, models["generator"], kind="generator",
                     arch={"width": config.width, "depth": config.depth,
-                          "refine": config.refine},
+                          "refine": config.refine, "blocks": config.blocks,
+                          "upsample": "resize"},
                     crop_size=config.crop,
                     meta=run_meta(config, summary, metrics, step, info["train_seconds"]))
+    if best:
+        tmp = config.out / "generator.safetensors.tmp"
+        shutil.copyfile(last, tmp)
+        tmp.replace(config.out / "generator.safetensors")
+
+
+class Losses:
+    """The generator's and discriminators' losses of one batch, written out plainly."""
+
+    def __init__(self, config: InpainterConfig, models: dict, vgg: torch.nn.Module | None,
+                 ) -> None:
+        self.config, self.vgg = config, vgg
+        self.gen, self.d_whole, self.d_region = (models[k] for k in
+                                                 ("generator", "d_whole", "d_region"))
+
+    def discriminators(self, clean, fake, mask, valid, use_region: bool):
+        """(whole-face loss, mask-region loss or 0): real crops vs generated ones; padding is
+        zeroed in both, so it tells the discriminators nothing."""
+        fake = fake.detach()
+        loss_dw = 0.5 * (gan_loss(self.d_whole(clean * valid), True)
+                         + gan_loss(self.d_whole(fake * valid), False))
+        loss_dr = torch.zeros(())
+        if use_region:
+            loss_dr = 0.5 * (gan_loss(self.d_region(torch.cat([clean * valid, mask], 1)), True)
+                             + gan_loss(self.d_region(torch.cat([fake * valid, mask], 1)),
+                                        False))
+        return loss_dw, loss_dr
+
+    def generator(self, clean, fake, mask, valid, use_region: bool) -> dict:
+        """Each term of the generator's loss (unweighted) and ``total`` (weighted)."""
+        cfg = self.config
+        terms = {"rec": reconstruction_loss(fake, clean, valid)}
+        logits, fake_feats = self.d_whole.forward_features(fake * valid)
+        terms["adv_w"] = gan_loss(logits, True)
+        with torch.no_grad():
+            _, real_feats = self.d_whole.forward_features(clean * valid)
+        terms["fm"] = sum((a - b).abs().mean() for a, b in zip(fake_feats, real_feats,
+                                                              strict=True)) / len(fake_feats)
+        terms["adv_r"] = (gan_loss(self.d_region(torch.cat([fake * valid, mask], 1)), True)
+                          if use_region else torch.zeros(()))
+        terms["perc"] = (perceptual_loss(self.vgg, lower_face(fake), lower_face(clean),
+                                         lower_face(valid), (1.0, 1.0, 1.0))
+                         if self.vgg is not None else torch.zeros(()))
+        terms["total"] = (cfg.rec_weight * terms["rec"] + cfg.adv_whole * terms["adv_w"]
+                          + cfg.adv_region * terms["adv_r"] + cfg.fm_weight * terms["fm"]
+                          + cfg.perceptual_weight * terms["perc"])
+        return terms
 
 
 def train(config: InpainterConfig) -> dict:
@@ -149,19 +242,21 @@ def train(config: InpainterConfig) -> dict:
     setup_torch(config.seed, config.threads)
     train_set, val_set, summary = build_datasets(config)
     gen, d_whole, d_region = build_models(config)
-    features = (load_feature_net(config.perceptual_weights)
-                if config.perceptual_weights is not None else None)
+    vgg_path = config.vgg or default_weights_path()
+    vgg, lpips = load_vgg(vgg_path) if config.perceptual_weight > 0 or vgg_path.is_file() \
+        else (None, None)
     betas = (0.5, 0.999)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_gen, betas=betas)
     opt_dw = torch.optim.Adam(d_whole.parameters(), lr=config.lr_disc, betas=betas)
     opt_dr = torch.optim.Adam(d_region.parameters(), lr=config.lr_disc, betas=betas)
     models = {"generator": gen, "d_whole": d_whole, "d_region": d_region}
     optimizers = {"gen": opt_g, "d_whole": opt_dw, "d_region": opt_dr}
-    step, seconds_before, region_step, metrics = 0, 0.0, None, {}
+    losses = Losses(config, models, vgg if config.perceptual_weight > 0 else None)
+    step, seconds_before, region_step, metrics, best_lpips = 0, 0.0, None, {}, None
     if config.resume:
         info = load_train_state(config.out, models=models, optimizers=optimizers)
         step, seconds_before = info["step"], info["train_seconds"]
-        region_step = info.get("region_step")
+        region_step, best_lpips = info.get("region_step"), info.get("best_lpips")
         # A new --lr-gen or --lr-disc applies to a resumed run too.
         for opt, lr in ((opt_g, config.lr_gen), (opt_dw, config.lr_disc),
                         (opt_dr, config.lr_disc)):
@@ -173,8 +268,14 @@ def train(config: InpainterConfig) -> dict:
     bar = tqdm(total=config.steps, initial=step, disable=not config.progress, unit="step")
 
     def checkpoint() -> None:
-        info = {"train_seconds": seconds_before + budget.elapsed(), "region_step": region_step}
-        save_outputs(models, optimizers, config, step, info, metrics, summary)
+        nonlocal best_lpips
+        score = metrics.get("val_lpips_hole", -metrics.get("val_psnr_mask", 0.0))
+        best = best_lpips is None or score < best_lpips or not (
+            config.out / "generator.safetensors").is_file()
+        best_lpips = score if best else best_lpips
+        info = {"train_seconds": seconds_before + budget.elapsed(), "region_step": region_step,
+                "best_lpips": best_lpips}
+        save_outputs(models, optimizers, config, step, info, metrics, summary, best=best)
 
     try:
         while step < config.steps and not budget.spent():
@@ -184,51 +285,35 @@ def train(config: InpainterConfig) -> dict:
                 bar.write(f"step {step}: the mask-region discriminator joins")
             use_region = region_step is not None
             batch = train_set.batch(step, config.batch_size)
-            clean, mask = batch["clean"], batch["mask"]
+            clean, mask, valid = batch["clean"], batch["mask"], batch["valid"]
             fake = generate(gen, clean, mask)
 
-            # Discriminators: real crops vs generated ones (the generator is not updated here).
-            loss_dw = 0.5 * (gan_loss(d_whole(clean), True)
-                             + gan_loss(d_whole(fake.detach()), False))
+            loss_dw, loss_dr = losses.discriminators(clean, fake, mask, valid, use_region)
             opt_dw.zero_grad(set_to_none=True)
-            loss_dw.backward()
+            opt_dr.zero_grad(set_to_none=True)
+            (loss_dw + loss_dr).backward()
             opt_dw.step()
-            loss_dr = torch.zeros(())
             if use_region:
-                loss_dr = 0.5 * (gan_loss(d_region(torch.cat([clean, mask], 1)), True)
-                                 + gan_loss(d_region(torch.cat([fake.detach(), mask], 1)),
-                                            False))
-                opt_dr.zero_grad(set_to_none=True)
-                loss_dr.backward()
                 opt_dr.step()
 
-            # Generator: reconstruction + fooling the discriminators (+ perceptual).
-            loss_rec = reconstruction_loss(fake, clean)
-            loss_adv_w = gan_loss(d_whole(fake), True)
-            loss_adv_r = (gan_loss(d_region(torch.cat([fake, mask], 1)), True)
-                          if use_region else torch.zeros(()))
-            loss_g = (config.rec_weight * loss_rec + config.adv_whole * loss_adv_w
-                      + config.adv_region * loss_adv_r)
-            if features is not None:
-                loss_g = loss_g + config.perceptual_weight * perceptual_loss(features, fake,
-                                                                            clean)
+            terms = losses.generator(clean, fake, mask, valid, use_region)
             opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
+            terms["total"].backward()
             opt_g.step()
 
             step += 1
             bar.update(1)
-            losses = {"rec": loss_rec.item(), "adv_w": loss_adv_w.item(),
-                      "adv_r": loss_adv_r.item(), "d_w": loss_dw.item(), "d_r": loss_dr.item()}
-            bar.set_postfix(rec=f"{losses['rec']:.4f}", d_w=f"{losses['d_w']:.3f}")
-            log.write(json.dumps({"step": step, **{k: round(v, 5) for k, v in
-                                                   losses.items()}}) + "\n")
+            logged = {k: round(v.item(), 5) for k, v in terms.items()}
+            logged |= {"d_w": round(loss_dw.item(), 5), "d_r": round(loss_dr.item(), 5)}
+            bar.set_postfix(rec=f"{logged['rec']:.4f}", d_w=f"{logged['d_w']:.3f}")
+            log.write(json.dumps({"step": step, **logged}) + "\n")
             if step % config.val_every == 0 or step == config.steps or budget.spent():
-                metrics = validate(gen, val_set, config,
+                metrics = validate(gen, val_set, config, lpips,
                                    config.out / "samples" / f"step_{step:06d}.png")
                 bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}"
                                                        for k, v in metrics.items()))
                 log.write(json.dumps({"step": step, **metrics}) + "\n")
+                log.flush()
                 checkpoint()
     except KeyboardInterrupt:
         bar.write(f"interrupted at step {step}: saving; continue with --resume")
@@ -243,21 +328,23 @@ def train(config: InpainterConfig) -> dict:
 def parse_config(argv: list[str] | None) -> InpainterConfig:
     parser = argparse.ArgumentParser(prog="python -m training.train_inpainter",
                                      description="Train the GAN generator.")
-    add_common_args(parser)
+    add_common_args(parser, mix="generator")
     d = InpainterConfig.__dataclass_fields__
     parser.add_argument("--depth", type=int, default=d["depth"].default)
     parser.add_argument("--refine", action="store_true")
     for name in ("lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
-                 "region_start", "perceptual_weight"):
+                 "region_start", "perceptual_weight", "fm_weight"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=d[name].default)
-    for name in ("disc_width", "disc_layers"):
+    for name in ("disc_width", "disc_layers", "blocks"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
-    parser.add_argument("--perceptual-weights", type=Path, default=None)
+    parser.add_argument("--vgg", type=Path, default=None,
+                        help="VGG16/LPIPS weights from `python -m training.vgg convert` "
+                             "(default: the user cache)")
     args = parser.parse_args(argv)
     extra = {name: getattr(args, name) for name in (
         "depth", "refine", "lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
-        "region_start", "disc_width", "disc_layers", "perceptual_weights",
-        "perceptual_weight")}
+        "region_start", "disc_width", "disc_layers", "vgg", "perceptual_weight",
+        "fm_weight", "blocks")}
     return InpainterConfig(**common_kwargs(args), **extra)
 
 

@@ -26,6 +26,11 @@ def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
+NO_VGG = ("--perceptual-weight", "0")
+"""The VGG16 weights are a training download (``python -m training.vgg convert``), not in CI;
+test_vgg.py covers the perceptual loss."""
+
+
 def tiny_args(face_dir: Path, masks_root: Path, tmp_path: Path, out: Path) -> list[str]:
     return ["--data", str(face_dir), "--masks", str(masks_root), "--cache",
             str(tmp_path / "cache"), "--out", str(out), "--batch-size", "2", "--width", "8",
@@ -69,15 +74,19 @@ def test_inpainter_trains_with_both_discriminators_and_resumes(
 ) -> None:
     out = tmp_path / "gen"
     args = [*tiny_args(face_dir, masks_root, tmp_path, out), "--disc-width", "8",
-            "--region-start", "0.5"]
+            "--region-start", "0.5", *NO_VGG]
     assert train_inpainter.main([*args, "--steps", "2"]) == 0  # in-process: subprocess above
     state = json.loads((out / "train_state.json").read_text())
     assert state["step"] == 2 and state["region_step"] == 1  # 1/2 of the run: region D joins
     assert losses_by_step(out, "d_r")[1] == 0.0 and losses_by_step(out, "d_r")[2] > 0
     assert train_inpainter.main([*args, "--steps", "3", "--resume"]) == 0
-    _, meta = load_checkpoint(out / "generator.safetensors", expected_kind="generator")
+    _, meta = load_checkpoint(out / "last.safetensors", expected_kind="generator")
     assert {"width": 8, "depth": 4, "refine": False}.items() <= meta["arch"].items()
     assert meta["meta"]["step"] == 3 and "code_revision" in meta["meta"]
+    _, best = load_checkpoint(out / "generator.safetensors", expected_kind="generator")
+    best_psnr = max(json.loads(line)["val_psnr_mask"] for line in
+                    (out / "metrics.jsonl").read_text().splitlines() if "val_psnr_mask" in line)
+    assert best["meta"]["val_metrics"]["val_psnr_mask"] == best_psnr  # no LPIPS: by PSNR
     assert {"val_psnr", "val_ssim", "val_psnr_mask", "val_rec"} <= set(meta["meta"][
         "val_metrics"])
     assert sorted(losses_by_step(out, "rec")) == [1, 2, 3]
@@ -93,16 +102,18 @@ def test_bad_flags_exit_with_a_message(tmp_path: Path, capsys: pytest.CaptureFix
 def test_warm_start_and_time_budget(face_dir: Path, masks_root: Path, tmp_path: Path,
                                     capsys: pytest.CaptureFixture) -> None:
     first = tmp_path / "first"
-    args = [*tiny_args(face_dir, masks_root, tmp_path, first), "--disc-width", "8"]
+    args = [*tiny_args(face_dir, masks_root, tmp_path, first), "--disc-width", "8", *NO_VGG]
     # A budget far below one step: one step is taken, validated and saved, then it stops.
     assert train_inpainter.main([*args, "--steps", "1000", "--minutes", "0.0001"]) == 0
     assert json.loads((first / "train_state.json").read_text())["step"] == 1
-    warm = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "warm"), "--disc-width", "8",
+    warm = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "warm"), *NO_VGG,
+            "--disc-width", "8",
             "--steps", "1", "--init", str(first / "generator.safetensors")]
     assert train_inpainter.main(warm) == 0
     assert train_inpainter.main([*warm, "--refine"]) == 1  # another architecture
     assert "does not match the requested architecture" in capsys.readouterr().err
-    refine = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "refine"), "--refine",
+    refine = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "refine"), *NO_VGG,
+              "--refine",
               "--disc-width", "8", "--steps", "1"]
     assert train_inpainter.main(refine) == 0
     _, meta = load_checkpoint(tmp_path / "refine" / "generator.safetensors")
