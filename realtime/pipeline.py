@@ -16,7 +16,14 @@ import cv2
 import numpy as np
 
 from realtime.align import Alignment, estimate_alignment, reference_points, warp_to_crop
-from realtime.composite import composite, feather, overlay_mask, telea_inpaint
+from realtime.composite import (
+    composite,
+    feather,
+    match_colour,
+    overlay_mask,
+    telea_inpaint,
+)
+from realtime.covering import CoveringConfig, CoveringVotes, below_eyes, plausible_covering
 from realtime.smoothing import MaskSmoothers, SmoothingConfig
 from realtime.types import Face, Frame, Inpainter
 
@@ -32,6 +39,12 @@ class PipelineConfig:
     smoothing: SmoothingConfig | None = field(default_factory=SmoothingConfig)
     """Temporal smoothing of masks and painted crops; None turns it off (each frame thresholded
     and painted alone)."""
+    covering: CoveringConfig | None = field(default_factory=CoveringConfig)
+    """Which marked regions are painted, and on which faces (``realtime.covering``); None
+    paints whatever the segmenter marks (nothing above the eyes, still)."""
+    colour_match: bool = True
+    """Shift each painted region's colour to meet the visible skin around it
+    (``realtime.composite.match_colour``)."""
     grow_px: int = 2
     """Grow the mask by this many crop pixels before painting: segmentation stops a pixel or
     two short of a real mask's edge, which otherwise stays visible as a thin coloured rim."""
@@ -60,6 +73,8 @@ class FrameResult:
     out_bgr: np.ndarray
     mask_full_hw: np.ndarray | None
     faces: list[Face]
+    covered: list[bool] = field(default_factory=list)
+    """Per face: whether it was judged to wear a covering (and so was painted)."""
 
 
 def to_network(crops_rgb: np.ndarray) -> np.ndarray:
@@ -102,12 +117,15 @@ class Pipeline:
         self.engines = engines
         self.tracker = tracker
         self.smoothers = MaskSmoothers(config.smoothing) if config.smoothing else None
+        self.votes = CoveringVotes(config.covering) if config.covering else None
 
     def reset(self) -> None:
         """Forget all tracks (between unrelated images)."""
         self.tracker.reset()
         if self.smoothers is not None:
             self.smoothers.clear()
+        if self.votes is not None:
+            self.votes.clear()
 
     def process(self, frame: Frame) -> FrameResult:
         """Runs every stage on one frame, recording milliseconds in ``frame.timings_ms``."""
@@ -129,22 +147,27 @@ class Pipeline:
         t = _lap(timings, "align", t)
         timings["align"] += mesh_ms
         probs_hw = segment(self.engines.segmenter, crops_rgb)
-        masks_hw = grow(self._smooth(faces, probs_hw, alignments), self.config.grow_px)
+        masks_hw, covered = self._coverings(faces, self._smooth(faces, probs_hw, alignments))
+        upper_off = below_eyes(self.config.crop_size)
+        masks_hw = grow(masks_hw, self.config.grow_px) * upper_off
         t = _lap(timings, "segment", t)
         if self.config.inpainter == "telea":
             painted_rgb = telea_inpaint(crops_rgb, masks_hw)
         else:
             painted_rgb = self._inpaint_masked(crops_rgb, masks_hw)
+            if self.config.colour_match:
+                painted_rgb = np.stack([match_colour(p, m) for p, m in zip(
+                    painted_rgb, masks_hw, strict=True)])
         painted_rgb = self._smooth_painted(faces, painted_rgb)
         t = _lap(timings, "inpaint", t)
-        alphas_hw = [feather(m, self.config.feather_px) for m in masks_hw]
+        alphas_hw = [feather(m, self.config.feather_px) * upper_off for m in masks_hw]
         want_mask = self.config.want_mask or self.config.show_mask
         out_bgr, mask_full_hw = composite(frame.bgr, painted_rgb, alphas_hw, alignments,
                                           want_mask=want_mask)
         if self.config.show_mask and mask_full_hw is not None:
             out_bgr = overlay_mask(out_bgr, mask_full_hw)
         _lap(timings, "composite", t)
-        return FrameResult(out_bgr, mask_full_hw, faces)
+        return FrameResult(out_bgr, mask_full_hw, faces, covered)
 
     def _smooth(self, faces: list[Face], probs_hw: np.ndarray,
                 alignments: list[Alignment]) -> np.ndarray:
@@ -154,6 +177,23 @@ class Pipeline:
                  for f, p, a in zip(faces, probs_hw, alignments, strict=True)]
         self.smoothers.prune({f.track_id for f in faces})
         return np.stack(masks)
+
+    def _coverings(self, faces: list[Face], masks_hw: np.ndarray,
+                   ) -> tuple[np.ndarray, list[bool]]:
+        """The plausible covering of each mask, emptied on faces voted uncovered."""
+        if self.config.covering is None:
+            return masks_hw, [bool(m.any()) for m in masks_hw]
+        out, covered = np.zeros_like(masks_hw), []
+        for i, face in enumerate(faces):
+            kept_hw, evidence = plausible_covering(masks_hw[i], self.config.covering)
+            on = (self.votes.update(face.track_id, evidence) if self.votes is not None
+                  else evidence)
+            covered.append(on)
+            if on:
+                out[i] = kept_hw
+        if self.votes is not None:
+            self.votes.prune({f.track_id for f in faces})
+        return out, covered
 
     def _inpaint_masked(self, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:
         """The generator on the faces that have something to paint; the others keep their

@@ -6,9 +6,10 @@ import numpy as np
 
 
 def lower_half_segmenter(batch: np.ndarray) -> np.ndarray:
-    """Logits: the occluder covers the lower 40% of the crop."""
+    """Logits: the occluder covers the crop from just above the nose tip down (the lower 60%),
+    as a face covering does: over the mouth and the nose."""
     logits = np.full((batch.shape[0], 1, *batch.shape[2:]), -8.0, np.float32)
-    logits[:, :, int(batch.shape[2] * 0.6):] = 8.0
+    logits[:, :, int(batch.shape[2] * 0.4):] = 8.0
     return logits
 
 

@@ -39,6 +39,7 @@ class OneFaceTracker:
 def _pipeline(**kwargs) -> Pipeline:
     engines = SimpleNamespace(segmenter=lower_half_segmenter, generator=white_generator)
     tracker = kwargs.pop("tracker", OneFaceTracker())
+    kwargs.setdefault("colour_match", False)  # the stand-in's white is meant to stay white
     return Pipeline(PipelineConfig(**kwargs), engines=engines, tracker=tracker)
 
 
@@ -61,7 +62,7 @@ def test_face_region_is_painted_and_the_rest_untouched() -> None:
     out = result.out_bgr
     x0, y0 = 100, 60
     lower = out[y0 + int(FACE_PX * 0.75): y0 + FACE_PX - 5, x0 + 10: x0 + FACE_PX - 10]
-    upper = out[y0 + 5: y0 + int(FACE_PX * 0.5), x0 + 5: x0 + FACE_PX - 5]
+    upper = out[y0 + 5: y0 + int(FACE_PX * 0.35), x0 + 5: x0 + FACE_PX - 5]
     assert lower.min() > 240  # painted white by the stand-in generator
     assert np.all(upper == 40)  # above the mask nothing changes
     assert np.all(out[:, :90] == 40) and np.all(out[:50] == 40)
@@ -82,7 +83,8 @@ def test_no_face_passes_the_frame_through() -> None:
 def test_telea_baseline_fills_from_the_surroundings() -> None:
     result = _pipeline(inpainter="telea").process(_frame())
     diff = np.abs(result.out_bgr.astype(int) - 40)
-    assert diff.max() <= 12 and diff.mean() < 1  # a flat frame stays (nearly) flat
+    # a flat frame stays (nearly) flat; Telea drifts a little where the mask meets the edges
+    assert diff.max() <= 16 and diff.mean() < 1
 
 
 def test_show_mask_tints_the_region() -> None:
@@ -162,7 +164,7 @@ class ShadeGenerator:
 
 def _shade_pipeline(smoothing: SmoothingConfig | None, tracker=None) -> Pipeline:
     engines = SimpleNamespace(segmenter=lower_half_segmenter, generator=ShadeGenerator())
-    return Pipeline(PipelineConfig(smoothing=smoothing), engines=engines,
+    return Pipeline(PipelineConfig(smoothing=smoothing, colour_match=False), engines=engines,
                     tracker=tracker or OneFaceTracker())
 
 
@@ -231,7 +233,7 @@ def test_generator_runs_only_on_faces_with_a_mask(first_face_only: bool,
     calls: list[int] = []
     engines = SimpleNamespace(segmenter=_segmenter_masking(first_face_only),
                               generator=_counting_generator(calls))
-    pipeline = Pipeline(PipelineConfig(smoothing=None), engines=engines,
+    pipeline = Pipeline(PipelineConfig(smoothing=None, colour_match=False), engines=engines,
                         tracker=TwoFaceTracker(origin_xy=(20.0, 60.0)))
     frame = Frame(index=0, t_capture=0.0, bgr=np.full((240, 360, 3), 40, np.uint8))
     result = pipeline.process(frame)
@@ -239,3 +241,48 @@ def test_generator_runs_only_on_faces_with_a_mask(first_face_only: bool,
     right_half = (slice(None), slice(180, None))
     np.testing.assert_array_equal(result.out_bgr[right_half], frame.bgr[right_half])
     assert (result.out_bgr[:, :180] == 255).any() == first_face_only
+
+
+def _segmenter_marking(rows: slice, cols: slice = slice(None)):
+    def segmenter(batch: np.ndarray) -> np.ndarray:
+        logits = np.full((batch.shape[0], 1, *batch.shape[2:]), -8.0, np.float32)
+        logits[:, :, rows, cols] = 8.0
+        return logits
+    return segmenter
+
+
+@pytest.mark.parametrize("segmenter", [
+    _segmenter_marking(slice(0, 30)),             # the forehead: above the eyes
+    _segmenter_marking(slice(60, 63)),            # a thin line across the face (an overlay)
+    _segmenter_marking(slice(100, 128)),          # the neck, below the mouth
+])
+def test_marks_that_are_no_covering_are_not_painted(segmenter) -> None:
+    engines = SimpleNamespace(segmenter=segmenter, generator=white_generator)
+    pipeline = Pipeline(PipelineConfig(want_mask=True), engines=engines,
+                        tracker=OneFaceTracker())
+    frame = _frame()
+    result = pipeline.process(frame)
+    assert result.covered == [False]
+    np.testing.assert_array_equal(result.out_bgr, frame.bgr)
+
+
+def test_nothing_above_the_eyes_is_painted_even_without_the_covering_rule() -> None:
+    engines = SimpleNamespace(segmenter=_segmenter_marking(slice(0, 128)),
+                              generator=white_generator)
+    for covering in (None, PipelineConfig().covering):
+        pipeline = Pipeline(PipelineConfig(want_mask=True, covering=covering, feather_px=3,
+                                           colour_match=False),
+                            engines=engines, tracker=OneFaceTracker())
+        result = pipeline.process(_frame())
+        eye_row = 60 + CANONICAL_XY[0, 1] * FACE_PX  # frame row of the eye line
+        assert result.mask_full_hw is not None
+        assert not result.mask_full_hw[: int(np.floor(eye_row)) - 1].any()
+        assert result.mask_full_hw[int(eye_row) + 20, 160] > 0.99
+
+
+def test_colour_match_shifts_the_paint_towards_the_skin_around_it() -> None:
+    painted = _pipeline(colour_match=True).process(_frame()).out_bgr
+    plain = _pipeline(colour_match=False).process(_frame()).out_bgr
+    inside = (60 + 100, 160)
+    assert plain[inside].tolist() == [255, 255, 255]
+    assert painted[inside].tolist() == [225, 225, 225]  # 255 shifted by at most 30 towards 40
