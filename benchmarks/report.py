@@ -140,6 +140,16 @@ def _quality_section(r: dict[str, Any]) -> list[str]:
     for row in q["flicker"]:
         lines.append(f"| {row['variant']} | {row['flicker']} | {row['coverage']:.1%} | "
                      f"{row['painted_share_of_frame']:.1%} |")
+    if q.get("false_paints"):
+        lines += ["", "## False paints (real clip, nobody wears a mask)", "",
+                  "`hamilton_clip_640x360.mp4` as it is and scaled to half (faces 40-60 px). "
+                  "A face is painted only when the covering rule and its per-track vote say it "
+                  "wears a covering (target: <= 2% of frames).", "",
+                  "| scale | frames | faces per frame | frames painted | faces painted |",
+                  "|---:|---:|---:|---:|---:|"]
+        for row in q["false_paints"]:
+            lines.append(f"| {row['scale']:g} | {row['frames']} | {row['faces_per_frame']} | "
+                         f"{row['frames_painted']:.1%} | {row['faces_painted']:.1%} |")
     if q.get("evaluation_md"):
         body = q["evaluation_md"].split("\n", 1)[1] if "\n" in q["evaluation_md"] else ""
         lines += ["", f"## Image quality ({q['evaluation']['faces']} validation faces, "

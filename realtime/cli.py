@@ -66,6 +66,10 @@ def _add_processing_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--inpainter", choices=["gan", "telea"], default="gan",
                    help="'gan': the trained generator; 'telea': OpenCV inpainting, a baseline "
                         "(default: gan)")
+    g.add_argument("--no-covering-check", dest="covering_check", action="store_false",
+                   help="paint whatever the segmenter marks below the eyes, also on faces it "
+                        "does not judge to wear a covering (default: only covered faces, only "
+                        "the covering; see 'Which faces are painted' in the README)")
     g.add_argument("--smoothing", type=float, default=0.5, metavar="ALPHA",
                    help="weight of the newest frame in the per-face mask average, in (0, 1]; "
                         "lower is steadier; the painted face is averaged too (at 0.5) unless "
@@ -151,6 +155,7 @@ def _run_config(args: argparse.Namespace, **overrides):
         stats_json=args.stats_json, segmenter_checkpoint=args.segmenter,
         generator_checkpoint=args.generator, cache_dir=args.cache_dir,
         random_weights=args.random_weights, progress=not args.no_progress,
+        covering_check=args.covering_check,
     )
     fields.update(overrides)
     return RunConfig(**fields)

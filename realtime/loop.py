@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.composite import side_by_side
+from realtime.covering import CoveringConfig
 from realtime.pipeline import Pipeline, PipelineConfig
 from realtime.smoothing import SmoothingConfig
 from realtime.stats import RunStats
@@ -48,6 +49,9 @@ class RunConfig:
     painted faces) off."""
     show_mask: bool = False
     """Tint the painted region."""
+    covering_check: bool = True
+    """Paint only faces judged to wear a covering, and only the covering
+    (``realtime.covering``); False paints whatever the segmenter marks below the eyes."""
     side_by_side: bool = False
     """Write the input and the output next to each other."""
     label: bool = True
@@ -99,7 +103,9 @@ def build_pipeline(config: RunConfig, log: Callable[[str], None]) -> Pipeline:
                  if config.smoothing_alpha is not None else None)
     pipeline_config = PipelineConfig(crop_size=config.crop_size, inpainter=config.inpainter,
                                      smoothing=smoothing, show_mask=config.show_mask,
-                                     want_mask=config.save_masks)
+                                     want_mask=config.save_masks,
+                                     covering=CoveringConfig() if config.covering_check
+                                     else None)
     tracker = FaceTracker(TrackerConfig(max_faces=config.max_faces))
     return Pipeline(pipeline_config, engines=engines, tracker=tracker)
 

@@ -35,12 +35,14 @@ def _tile(image_bgr: np.ndarray) -> np.ndarray:
     return cv2.resize(core, (TILE_PX, TILE_PX), interpolation=cv2.INTER_AREA)
 
 
-def contact_sheet(paths: list[Path], pipeline, *, columns: int = 4) -> tuple[np.ndarray, int]:
-    """Rows of (photo | mask | result) triplets; returns the sheet and how many had a face."""
+def contact_sheet(paths: list[Path], pipeline, *, columns: int = 4,
+                  ) -> tuple[np.ndarray, int, int]:
+    """Rows of (photo | mask | result) triplets; returns the sheet, how many photos had a face
+    and on how many a face was judged to wear a covering (and so was painted)."""
     from realtime.composite import overlay_mask
     from realtime.types import Frame
 
-    tiles, found = [], 0
+    tiles, found, covered = [], 0, 0
     for index, path in enumerate(paths):
         image_bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image_bgr is None:
@@ -49,6 +51,7 @@ def contact_sheet(paths: list[Path], pipeline, *, columns: int = 4) -> tuple[np.
         pipeline.reset()
         result = pipeline.process(frame)
         found += bool(result.faces)
+        covered += any(result.covered)
         mask = result.mask_full_hw if result.mask_full_hw is not None else np.zeros(
             frame.bgr.shape[:2], np.float32)
         triplet = [frame.bgr, overlay_mask(frame.bgr, mask), result.out_bgr]
@@ -56,7 +59,7 @@ def contact_sheet(paths: list[Path], pipeline, *, columns: int = 4) -> tuple[np.
     blank = np.zeros_like(tiles[0])
     tiles += [blank] * (-len(tiles) % columns)
     rows = [np.concatenate(tiles[i: i + columns], axis=1) for i in range(0, len(tiles), columns)]
-    return np.concatenate(rows, axis=0), found
+    return np.concatenate(rows, axis=0), found, covered
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     config = RunConfig(source=str(args.images), output="unused", save_masks=True,
                        segmenter_checkpoint=args.segmenter, generator_checkpoint=args.generator,
                        label=False, smoothing_alpha=None)
-    sheet, found = contact_sheet(paths, build_pipeline(config, log=print))
+    sheet, found, covered = contact_sheet(paths, build_pipeline(config, log=print))
     cv2.imwrite(str(args.out), sheet)
-    print(f"{args.out}: {len(paths)} photos, a face found in {found}")
+    print(f"{args.out}: {len(paths)} photos, a face found in {found}, judged masked (painted) "
+          f"in {covered}")
     return 0
 
 

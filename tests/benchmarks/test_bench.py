@@ -94,8 +94,12 @@ def test_live_warmup_quality_and_targets(quick_run) -> None:
         assert row["flicker"] > 0 and row["coverage"] > 0.8  # a masked face in every frame
     assert r["quality"]["evaluation"]["faces"] == 64
     assert 0.5 < r["quality"]["evaluation"]["results"]["segmenter"]["all"]["iou"] <= 1
-    assert len(r["targets"]) == 4
-    assert all(t["met"] in (True, False) and t["value"] > 0 for t in r["targets"])
+    false_paints = r["quality"]["false_paints"]
+    assert [row["scale"] for row in false_paints] == [1.0, 0.5]
+    assert all(row["faces_per_frame"] > 1 and 0 <= row["frames_painted"] <= 1
+               for row in false_paints)  # the real clip has two faces most of the time
+    assert len(r["targets"]) == 5
+    assert all(t["met"] in (True, False) and t["value"] >= 0 for t in r["targets"])
     assert any(line.endswith("report.md") or "report:" in line for line in lines)
 
 
@@ -104,7 +108,8 @@ def test_markdown_report_has_each_section_and_links_the_plots(quick_run) -> None
     out, r, _ = quick_run
     text = (out / "report.md").read_text()
     for heading in ("## Targets", "## Speed", "## Live", "## Warm-up",
-                    "## Temporal stability", "## Image quality", "## Plots"):
+                    "## Temporal stability", "## False paints", "## Image quality",
+                    "## Plots"):
         assert heading in text
     for name in PLOTS:
         assert f"]({name})" in text
