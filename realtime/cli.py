@@ -29,7 +29,7 @@ commands (run 'realtime-unmask COMMAND --help'):
   demo      run the whole pipeline on a built-in sample and write unmask_demo.mp4
   compile   export the nets to ONNX (and TensorRT engines on NVIDIA GPUs) into the cache
   train     train the segmenter or the inpainter: 'train segmenter|inpainter --help'
-  evaluate  PSNR/SSIM/IoU by occlusion size, against Telea and the masked input
+  evaluate  segmenter coverage and false marks; generator PSNR/SSIM/LPIPS/identity vs Telea
   web       the browser demo (Gradio) on http://127.0.0.1:7860: photos, videos, webcam
   bench     speed, latency, quality and flicker with baselines -> report.md, JSON, plots
 

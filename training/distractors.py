@@ -233,7 +233,7 @@ def shadow(image: np.ndarray, landmarks_xy: np.ndarray, rng: np.random.Generator
     centre = landmarks_xy.mean(0) + rng.normal(0, 0.1 * size, 2)
     signed = (xx - centre[0]) * np.cos(angle) + (yy - centre[1]) * np.sin(angle)
     softness = rng.uniform(1, 0.15 * size)
-    dark = 1 / (1 + np.exp(-signed / softness))
+    dark = 1 / (1 + np.exp(np.clip(-signed / softness, -60, 60)))
     gain = 1 - dark * rng.uniform(0.35, 0.7)
     return image * gain[..., None]
 

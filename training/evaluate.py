@@ -1,14 +1,17 @@
-"""Evaluate the generator (with ground-truth and with segmented masks), the segmenter, and two
-baselines (OpenCV Telea inpainting, and the masked input itself) on the validation split with
-fixed synthetic occlusions, grouped by occlusion ratio (mask pixels / crop pixels).
+"""Evaluate the generator (against the previous one, Telea and the masked input, with the true
+masks and with what the segmenter's masks make the product paint), the segmenter (coverage of
+real coverings, false marks on bare faces, overlays and other distractors), per-group fairness
+on held-out UTKFace faces, and the seed paper's black-rectangle setting, on fixed occlusions.
 
-    python -m training.evaluate --generator runs/gen/generator.safetensors \\
-        --segmenter runs/seg/segmenter.safetensors --out runs/eval
-    python -m training.evaluate --out runs/eval            # the bundled weights
+    python -m training.evaluate --out runs/eval                # the bundled weights
+    python -m training.evaluate --out runs/eval --generator runs/gen/generator.safetensors \\
+        --segmenter runs/seg/segmenter.safetensors --limit 100
+    python -m training.evaluate --out runs/eval --skip-lpips --skip-identity
 
-Writes ``out/eval.md`` (markdown tables) and ``out/eval.json``. PSNR is capped at 100 dB
-(identical images); "mask" columns are computed over the ground-truth mask pixels only, for
-every method, so the rows compare the same pixels.
+Writes ``out/eval.md`` (tables, with a header that explains each metric) and ``out/eval.json``
+(everything). "Hole" metrics are over the true mask's pixels (or its box) for every method,
+so rows compare the same pixels. The metrics live in ``training.eval_metrics``, the tables in
+``training.eval_report``.
 """
 
 from __future__ import annotations
@@ -16,163 +19,45 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from training.losses import ssim_map
+from training.eval_metrics import (
+    Scorers,
+    batches,
+    fixed_batches,
+    generate,
+    generator_occlusions,
+    image_metrics,
+    mask_iou,
+    method_outputs,
+    negative_crop,
+    paper_sample,
+    product_masks,
+    score_outputs,
+    segment_batch,
+    segmenter_templates,
+)
+from training.eval_report import (
+    MASKED,
+    PAPER_BANDS,
+    Clock,
+    Tally,
+    band_of,
+    group_of,
+    group_spread,
+    markdown,
+    paper_band,
+)
 
-PSNR_CAP_DB = 100.0
-BANDS = ((0.0, 0.10), (0.10, 0.15), (0.15, 0.20), (0.20, 0.30), (0.30, 1.01))
-"""Occlusion-ratio bands: the research reports 10-15%, 20-30% and larger; the others are
-what falls between and below."""
-METRICS = ("psnr", "ssim", "mse", "psnr_mask", "ssim_mask", "mse_mask")
+__all__ = ["EvalConfig", "generate", "image_metrics", "main", "run"]  # trainer and benchmarks
 
-
-# ---------------------------------------------------------------------------------------------
-# Metrics on images in [0, 1], (N, C, H, W); masks (N, 1, H, W) in {0, 1}
-
-
-def mse_per_image(a: torch.Tensor, b: torch.Tensor,
-                  mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(N,) mean squared error, over all pixels or over the mask's pixels."""
-    err = (a - b).square().mean(dim=1, keepdim=True)
-    if mask is None:
-        return err.flatten(1).mean(1)
-    return (err * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp(min=1)
-
-
-def psnr_from_mse(mse: torch.Tensor, cap_db: float = PSNR_CAP_DB) -> torch.Tensor:
-    """10 log10(1 / mse) for a data range of 1, capped (identical images give ``cap_db``)."""
-    return (10 * torch.log10(1.0 / mse.clamp(min=10 ** (-cap_db / 10)))).clamp(max=cap_db)
-
-
-def ssim_per_image(a: torch.Tensor, b: torch.Tensor,
-                   mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(N,) mean SSIM (Gaussian window 11, sigma 1.5), over all pixels or the mask's."""
-    s = ssim_map(a, b).mean(dim=1, keepdim=True)
-    if mask is None:
-        return s.flatten(1).mean(1)
-    return (s * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp(min=1)
-
-
-def image_metrics(out: torch.Tensor, target: torch.Tensor,
-                  mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image PSNR, SSIM and MSE over the crop and inside the mask."""
-    mse, mse_mask = mse_per_image(out, target), mse_per_image(out, target, mask)
-    return {"psnr": psnr_from_mse(mse), "ssim": ssim_per_image(out, target), "mse": mse,
-            "psnr_mask": psnr_from_mse(mse_mask),
-            "ssim_mask": ssim_per_image(out, target, mask), "mse_mask": mse_mask}
-
-
-def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(N,) IoU of binary masks; 1 when both are empty."""
-    pred, target = pred.flatten(1).bool(), target.flatten(1).bool()
-    inter = (pred & target).sum(1).float()
-    union = (pred | target).sum(1).float()
-    return torch.where(union == 0, torch.ones_like(union), inter / union.clamp(min=1))
-
-
-def band_name(lo: float, hi: float) -> str:
-    return f"{lo:.0%}-{hi:.0%}" if hi <= 1 else f">{lo:.0%}"
-
-
-def band_of(ratio: float) -> str:
-    for lo, hi in BANDS:
-        if lo <= ratio < hi:
-            return band_name(lo, hi)
-    raise ValueError(f"occlusion ratio out of [0, 1]: {ratio}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Methods
-
-
-def telea(masked_rgb: np.ndarray, mask_hw: np.ndarray, radius: int = 3) -> np.ndarray:
-    """OpenCV Telea inpainting of an RGB uint8 crop inside a {0, 1} mask."""
-    mask_u8 = (mask_hw > 0.5).astype(np.uint8) * 255
-    return cv2.inpaint(np.ascontiguousarray(masked_rgb), mask_u8, radius, cv2.INPAINT_TELEA)
-
-
-def generate(generator: torch.nn.Module, image: torch.Tensor,
-             mask: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] for an RGB image in [-1, 1] and a {0, 1} mask."""
-    return generator(torch.cat([image * (1 - mask), mask], dim=1))
-
-
-@dataclass
-class Tally:
-    """Per-image values collected per method and band."""
-
-    rows: dict[tuple[str, str], dict[str, list[float]]] = field(default_factory=dict)
-
-    def add(self, method: str, bands: list[str], values: dict[str, torch.Tensor]) -> None:
-        for i, band in enumerate(bands):
-            for key in (band, "all"):
-                cell = self.rows.setdefault((method, key), {})
-                for name, v in values.items():
-                    cell.setdefault(name, []).append(float(v[i]))
-
-    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
-        out: dict[str, dict[str, dict[str, float]]] = {}
-        for (method, band), cell in self.rows.items():
-            stats = {name: float(np.mean(v)) for name, v in cell.items()}
-            stats["count"] = len(next(iter(cell.values())))
-            out.setdefault(method, {})[band] = stats
-        return out
-
-
-def evaluate_batch(batch: dict, tally: Tally, generator: torch.nn.Module | None,
-                   segmenter: torch.nn.Module | None) -> None:
-    """Scores every method on one batch (tensors in [-1, 1]) and adds them to ``tally``."""
-    masked, mask, clean = batch["masked"], batch["mask"], batch["clean"]
-    target = (clean + 1) / 2
-    ratios = mask.flatten(1).mean(1)
-    bands = [band_of(float(r)) for r in ratios]
-    tally.add("masked input", bands, image_metrics((masked + 1) / 2, target, mask))
-    masked_rgb = ((masked + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    telea_rgb = np.stack([telea(m, k[0].numpy()) for m, k in zip(masked_rgb, mask,
-                                                                  strict=True)])
-    telea_t = torch.from_numpy(telea_rgb).permute(0, 3, 1, 2).float() / 255
-    tally.add("telea (true mask)", bands, image_metrics(telea_t, target, mask))
-    if generator is not None:
-        out = generate(generator, masked, mask)
-        tally.add("generator (true mask)", bands, image_metrics((out + 1) / 2, target, mask))
-    if segmenter is not None:
-        pred = (segmenter(masked) > 0).float()
-        tally.add("segmenter", bands, {"iou": mask_iou(pred, mask)})
-        if generator is not None:
-            out = generate(generator, masked, pred)
-            tally.add("generator (segmenter mask)", bands,
-                      image_metrics((out + 1) / 2, target, mask))
-
-
-def markdown(summary: dict, header: str) -> str:
-    """One table per metric group: rows are methods, columns are ratio bands."""
-    band_names = [band_name(lo, hi) for lo, hi in BANDS] + ["all"]
-    counts = next(iter(summary.values()))
-    lines = [header, "", "Images per band: " + ", ".join(
-        f"{b} {counts.get(b, {}).get('count', 0)}" for b in band_names), ""]
-    for metric in (*METRICS, "iou"):
-        methods = [m for m, cells in summary.items() if metric in cells.get("all", {})]
-        if not methods:
-            continue
-        lines += [f"### {metric}", "", "| method | " + " | ".join(band_names) + " |",
-                  "|---|" + "---:|" * len(band_names)]
-        for m in methods:
-            cells = [summary[m].get(b, {}).get(metric) for b in band_names]
-            lines.append(f"| {m} | " + " | ".join(
-                "-" if c is None else f"{c:.4f}" if metric.startswith(("mse", "ssim", "iou"))
-                else f"{c:.2f}" for c in cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -182,7 +67,7 @@ class EvalConfig:
     out: Path
     """Folder for eval.md and eval.json."""
     data: tuple[Path, ...]
-    """Face folders; their validation split (``validation_*``, or the hold-out) is used."""
+    """Face folders (or folders of them)."""
     masks: Path
     """MaskTheFace's ``masks`` folder."""
     cache: Path
@@ -191,113 +76,324 @@ class EvalConfig:
     """Generator checkpoint (None: the bundled one)."""
     segmenter: Path | None = None
     """Segmenter checkpoint (None: the bundled one)."""
+    baseline_generator: Path | None = None
+    """The previous generator to compare with (None: the bundled one; skipped when it is the
+    same file as ``generator``)."""
+    baseline: bool = True
+    """Score the previous generator at all."""
     limit: int = 400
-    """Most validation faces."""
+    """Most faces per validation set."""
     batch_size: int = 32
+    """Faces scored together (every method of a batch shares the clean faces' features)."""
     seed: int = 1234
     """Seed of the fixed occlusions (the trainers validate with the same one)."""
     mix: tuple[float, float, float] = (0.70, 0.15, 0.15)
-    """Occlusion shares (template, rectangle, freeform)."""
+    """Occlusion shares (template, rectangle, freeform) of the generator evaluation."""
+    sets: tuple[str, ...] = ()
+    """Validation folders by name; () = every ``data`` folder with val_*/validation_* files."""
+    groups_folder: str = "utkface_160"
+    """The ``data`` folder whose held-out faces give the per-group table."""
+    paper_set: str = "celebahq_192"
+    """The set of the paper-setting table (and listed first); the first set if absent."""
+    rectangles: int = 200
+    """Faces with black rectangles for the paper setting, half per band (0: skip)."""
+    vgg: Path | None = None
+    """VGG16/LPIPS weights (None: the user cache)."""
+    arcface: Path | None = None
+    """ArcFace ONNX (None: the user cache)."""
+    skip_lpips: bool = False
+    """Leave LPIPS out (it is left out, with a warning, where its weights are missing)."""
+    skip_identity: bool = False
+    """Leave the ArcFace cosine out (likewise where the model is missing)."""
+    progress: bool = True
+    """A progress bar per section on stderr."""
+    threads: int = 1
+    """PyTorch and ONNX Runtime CPU threads. 1: beside a training job on two cores, two threads
+    made every step 3-5x slower (small ops wait on busy cores); try 2 on an idle machine."""
 
     def __post_init__(self) -> None:
-        if self.limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {self.limit}")
-        if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
-        for path in (self.generator, self.segmenter):
-            if path is not None and not path.is_file():
-                raise FileNotFoundError(f"checkpoint not found: {path}")
+        checks = [(self.limit >= 1, f"--limit must be >= 1, got {self.limit}"),
+                  (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+                  (self.rectangles >= 0, f"--rectangles must be >= 0, got {self.rectangles}"),
+                  (self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+                  (min(self.mix) >= 0 and abs(sum(self.mix) - 1) < 1e-6,
+                   f"--occlusion-mix must be 3 shares >= 0 summing to 1, got {self.mix}")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        missing = [f"--data folder not found: {p}" for p in self.data if not p.is_dir()]
+        missing += [f"--masks folder not found: {self.masks}"] if not self.masks.is_dir() else []
+        missing += [f"checkpoint not found: {p}" for p in (
+            self.generator, self.segmenter, self.baseline_generator) if p and not p.is_file()]
+        if missing:
+            raise FileNotFoundError(missing[0])
 
 
-def load_models(config: EvalConfig) -> tuple[torch.nn.Module, torch.nn.Module, int, dict]:
-    """(generator, segmenter, crop size, their metadata); both must share the crop size."""
+def _checkpoint(kind: str, path: Path | None) -> tuple[torch.nn.Module, dict, Path]:
     from training.checkpoint import bundled_checkpoint, load_checkpoint
 
-    models, metas = {}, {}
-    for kind, path in (("generator", config.generator), ("segmenter", config.segmenter)):
-        path = path or bundled_checkpoint(kind)
-        if path is None:
-            raise FileNotFoundError(f"no --{kind} given and no bundled {kind} weights in "
-                                    "training/weights/")
-        models[kind], metas[kind] = load_checkpoint(path, expected_kind=kind)
-    sizes = {m["crop_size"] for m in metas.values()}
-    if len(sizes) != 1:
-        raise ValueError(f"the generator and the segmenter were trained on different crop "
-                         f"sizes: {sorted(sizes)}")
-    return models["generator"], models["segmenter"], sizes.pop(), metas
+    path = path or bundled_checkpoint(kind)
+    if path is None:
+        raise FileNotFoundError(f"no --{kind} given and no bundled {kind} weights in "
+                                "training/weights/")
+    model, meta = load_checkpoint(path, expected_kind=kind)
+    # Depthwise convolutions run ~1.5x faster on CPU in NHWC; batches arrive NHWC already.
+    return model.to(memory_format=torch.channels_last), meta, path
 
 
-def run(config: EvalConfig) -> dict:
-    from tqdm import tqdm
+def load_scorers(config: EvalConfig, log: Log) -> Scorers:
+    """The checkpoints (one crop size for all), LPIPS and ArcFace unless skipped or missing."""
+    from training.identity import ArcFace, find_arcface
+    from training.vgg import default_weights_path, load_vgg
 
+    loaded = {"segmenter": _checkpoint("segmenter", config.segmenter)}
+    if config.baseline:
+        loaded["previous generator"] = _checkpoint("generator", config.baseline_generator)
+    loaded["generator"] = _checkpoint("generator", config.generator)
+    notes = []
+    if config.baseline and loaded["previous generator"][2].resolve() == \
+            loaded["generator"][2].resolve():
+        del loaded["previous generator"]
+        notes.append("The previous generator is the generator: one set of generator rows.")
+    if len(sizes := {meta["crop_size"] for _, meta, _ in loaded.values()}) != 1:
+        raise ValueError(f"the checkpoints were trained on different crop sizes: {sorted(sizes)}")
+    scorers = Scorers(loaded["segmenter"][0], {k: v[0] for k, v in loaded.items()
+                                               if k != "segmenter"}, sizes.pop(), notes=notes,
+                      checkpoints={k: {"path": str(p), "arch": m["arch"],
+                                       "step": m["meta"].get("step"),
+                                       "code_revision": m["meta"].get("code_revision")}
+                                   for k, (_, m, p) in loaded.items()})
+
+    def lpips() -> torch.nn.Module:
+        net = load_vgg(config.vgg or default_weights_path())[1]
+        net.features.to(memory_format=torch.channels_last)  # ~1.3x faster on CPU
+        return net
+
+    scorers.lpips = _metric_net("LPIPS", config.skip_lpips, "--skip-lpips", lpips, notes, log)
+    scorers.arcface = _metric_net("ArcFace identity", config.skip_identity, "--skip-identity",
+                                  lambda: ArcFace(find_arcface(config.arcface),
+                                                  threads=config.threads), notes, log)
+    return scorers
+
+
+def _metric_net(what: str, skip: bool, flag: str, load: Callable[[], object], notes: list[str],
+                log: Log):
+    """``load()``, or None with a note (and a warning when the weights are missing)."""
+    if skip:
+        notes.append(f"{what} not computed ({flag}).")
+        return None
+    try:
+        return load()
+    except (FileNotFoundError, ValueError) as err:
+        log(f"warning: {what} omitted: {err}")
+        notes.append(f"{what} omitted: {err}")
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def evaluate_generators(faces, occluders, scorers: Scorers, config: EvalConfig, name: str,
+                        *, by_group: bool = False) -> dict:
+    """Every method on one validation set, by occlusion kind and ratio band; ``by_group``: the
+    generator alone, on template occlusions, by UTKFace group (and the groups' spread)."""
+    occlusion, wanted = generator_occlusions(config.mix), None
+    if by_group:
+        occlusion = replace(occlusion, template_p=1.0, rectangle_p=0.0, freeform_p=0.0)
+        wanted = {"generator (true mask)", "generator (segmenter mask)"}
+    tally = Tally()
+    for ks, batch in fixed_batches(faces, occluders, occlusion, config, name):
+        ratios = batch["mask"].flatten(1).mean(1).tolist()
+        groups = ([group_of(faces.names[k]) for k in ks] if by_group else
+                  [(kind, band_of(r)) for kind, r in zip(batch["kinds"], ratios, strict=True)])
+        seg_mask = segment_batch(batch, scorers, tally, groups)
+        score_outputs(method_outputs(batch, scorers, seg_mask, wanted), batch, scorers, tally,
+                      groups)
+    result = {"faces": len(faces), "results": tally.summary()}
+    return result | (group_spread(result["results"]) if by_group else {})
+
+
+def evaluate_paper(faces, scorers: Scorers, config: EvalConfig) -> dict:
+    """Black rectangles only, half per band, true masks: PSNR over the crop as the paper."""
+    from training.data import OcclusionDataset
+
+    wanted = {MASKED, "telea (true mask)"} | {f"{g} (true mask)" for g in scorers.generators}
+    tally = Tally()
+    make = lambda ks: OcclusionDataset.collate([  # noqa: E731
+        paper_sample(faces, k, scorers.crop, config.seed) for k in ks])
+    for _, batch in batches(config.rectangles, make, config, "paper rectangles"):
+        groups = [paper_band(float(r)) for r in batch["mask"].flatten(1).mean(1)]
+        score_outputs(method_outputs(batch, scorers, batch["mask"], wanted), batch, scorers,
+                      tally, groups, perceptual=False)
+    return {"faces": config.rectangles, "results": tally.summary(),
+            "paper_psnr_db": {f"{lo:.0%}-{hi:.0%}": db for lo, hi, db in PAPER_BANDS}}
+
+
+def evaluate_segmenter(faces, occluders, scorers: Scorers, config: EvalConfig,
+                       name: str) -> dict:
+    """IoU and missed coverings on the segmenter's templates (no damage, no distractors), and
+    marked shares on the same faces bare, with overlays and with distractors."""
+    tally = Tally()
+    for ks, batch in fixed_batches(faces, occluders, segmenter_templates(), config,
+                                   f"segmenter {name}"):
+        logits = scorers.segmenter(batch["masked"])
+        painted, covered = product_masks(logits)
+        tally.add("template", ["all"] * len(ks), {
+            "iou": mask_iou(logits > 0, batch["mask"]),
+            "iou_painted": mask_iou(painted > 0.5, batch["mask"]),
+            "missed": (~covered).float()})
+        for condition in ("clean", "overlays", "distractors"):
+            crops = np.stack([negative_crop(faces, k, condition, config.seed) for k in ks])
+            x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+            logits = scorers.segmenter(x)
+            painted, _ = product_masks(logits)
+            raw, kept = (logits > 0).flatten(1).float().mean(1), painted.flatten(1).mean(1)
+            tally.add(condition, ["all"] * len(ks), {
+                "marked": raw, "over_1pct": (raw > 0.01).float(),
+                "marked_painted": kept, "over_1pct_painted": (kept > 0.01).float()})
+    return {"faces": len(faces),
+            "results": {c: cells["all"] for c, cells in tally.summary().items()}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Faces, the run, the command line
+
+
+def load_face_sets(config: EvalConfig, crop: int) -> tuple[dict, object | None]:
+    """({set name: its validation faces, the paper set first}, held-out UTKFace faces or
+    None); folders are named by their directory names."""
     from training.common import face_folders
-    from training.data import (
-        OcclusionConfig,
-        OcclusionDataset,
-        load_occluders,
+    from training.faces import (
+        VALIDATION_PREFIXES,
+        list_images,
+        load_face_folder,
         load_validation_faces,
+        split_faces,
     )
 
-    torch.set_num_threads(2)
-    generator, segmenter, crop, meta = load_models(config)
-    val = load_validation_faces(face_folders(config.data), crop, config.cache)
-    val = val.subset(np.arange(min(config.limit, len(val))))
-    mix = OcclusionConfig(template_p=config.mix[0], rectangle_p=config.mix[1],
-                          freeform_p=config.mix[2])
-    dataset = OcclusionDataset(val, load_occluders(config.masks, crop), mix,
-                               seed=config.seed, shuffle=False)
-    tally = Tally()
+    folders = {f.name: f for f in face_folders(config.data)}
+    names = config.sets or tuple(n for n, f in folders.items() if any(
+        p.name.startswith(VALIDATION_PREFIXES) for p in list_images(f)))
+    if unknown := [n for n in names if n not in folders]:
+        raise FileNotFoundError(f"--sets {' '.join(unknown)}: not among the --data folders "
+                                f"({', '.join(folders)})")
+    if not names:
+        raise ValueError("no validation set: no --data folder has val_* or validation_* files")
+    names = sorted(names, key=lambda n: n != config.paper_set)
+    sets = {n: load_validation_faces([folders[n]], crop, config.cache,
+                                     progress=config.progress) for n in names}
+    groups = folders.get(config.groups_folder)
+    if groups is not None:
+        groups = split_faces(load_face_folder(groups, crop, config.cache,
+                                              progress=config.progress))[1]
+    return sets, groups
+
+
+def sections(config: EvalConfig, scorers: Scorers, sets: dict, utk, occluders,
+             clock: Clock) -> dict:
+    """The segmenter and generator on each set, the groups, the paper's setting."""
+    parts: dict = {"segmenter": {}, "generator": {}, "groups": None, "paper": None}
+    for name, faces in sets.items():
+        faces = faces.subset(np.arange(min(config.limit, len(faces))))
+        parts["segmenter"][name] = evaluate_segmenter(faces, occluders, scorers, config, name)
+        clock.lap("segmenter")
+        parts["generator"][name] = evaluate_generators(faces, occluders, scorers, config, name)
+        clock.lap("generator")
+    if utk is not None and len(utk) > 0:
+        parts["groups"] = {"set": config.groups_folder, **evaluate_generators(
+            utk, occluders, scorers, config, "groups", by_group=True)}
+        clock.lap("groups")
+    else:
+        scorers.notes.append(f"No held-out faces in a --data folder named "
+                             f"{config.groups_folder}: no per-group table.")
+    if config.rectangles:
+        paper_set = next(iter(sets))
+        parts["paper"] = {"set": paper_set, **evaluate_paper(sets[paper_set], scorers, config)}
+        clock.lap("paper")
+    return parts
+
+
+def run(config: EvalConfig, log: Log | None = None) -> dict:
+    """Every section; writes ``eval.json`` and ``eval.md`` to ``config.out``. ``log`` gets the
+    warnings (default: stderr)."""
+    from training.occluders import load_occluders
+
+    torch.set_num_threads(config.threads)
+    clock = Clock()
+    scorers = load_scorers(config, log or (lambda line: print(line, file=sys.stderr)))
+    sets, utk = load_face_sets(config, scorers.crop)
+    occluders = load_occluders(config.masks, scorers.crop)
+    clock.lap("loading")
     with torch.no_grad():
-        for start in tqdm(range(0, len(dataset), config.batch_size), desc="evaluating"):
-            ks = range(start, min(start + config.batch_size, len(dataset)))
-            evaluate_batch(dataset.collate([dataset.sample(k) for k in ks]), tally,
-                           generator, segmenter)
-    summary = tally.summary()
-    result = {"faces": len(dataset), "crop_size": crop, "seed": config.seed,
-              "mix": list(config.mix), "results": summary,
-              "checkpoints": {k: {"arch": v["arch"], "step": v["meta"].get("step"),
-                                  "code_revision": v["meta"].get("code_revision")}
-                              for k, v in meta.items()}}
+        parts = sections(config, scorers, sets, utk, occluders, clock)
+    primary = next(iter(sets))
+    result = {"faces": parts["generator"][primary]["faces"], "set": primary,
+              "results": parts["generator"][primary]["results"], "crop_size": scorers.crop,
+              "seed": config.seed, "mix": list(config.mix), **parts, "notes": scorers.notes,
+              "checkpoints": scorers.checkpoints,
+              "seconds": {**clock.laps, "total": round(time.monotonic() - clock.start, 1)}}
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "eval.json").write_text(json.dumps(result, indent=1))
-    (config.out / "eval.md").write_text(markdown(
-        summary, f"# Evaluation: {len(dataset)} validation faces, {crop} px, seed "
-                 f"{config.seed}"))
+    (config.out / "eval.md").write_text(markdown(result))
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    from training.checkpoint import CheckpointError
+def parse_config(argv: list[str] | None) -> EvalConfig:
     from training.common import REPO
-    from training.data import default_cache_dir
+    from training.faces import default_cache_dir
 
     shared = REPO.parent / "shared" / "data"
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate",
-                                     description="Score generator, segmenter and baselines.")
+    d = EvalConfig.__dataclass_fields__
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=(
+        "Score the generator, the previous one, Telea and the segmenter on fixed occlusions."))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data", type=Path, nargs="+", default=[shared / "faces"])
     parser.add_argument("--masks", type=Path,
                         default=shared / "mask_templates" / "masktheface" / "masks")
-    parser.add_argument("--cache", type=Path, default=None)
-    parser.add_argument("--generator", type=Path, default=None)
-    parser.add_argument("--segmenter", type=Path, default=None)
-    parser.add_argument("--limit", type=int, default=400)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--occlusion-mix", type=float, nargs=3, default=(0.70, 0.15, 0.15))
-    args = parser.parse_args(argv)
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="aligned-face cache (default: the user cache)")
+    for flag, what in (("generator", "generator to score"), ("segmenter", "segmenter"),
+                       ("baseline-generator", "previous generator, to compare with"),
+                       ("vgg", "VGG16/LPIPS weights"), ("arcface", "ArcFace ONNX")):
+        where = "the user cache" if flag in ("vgg", "arcface") else "training/weights/"
+        parser.add_argument(f"--{flag}", type=Path, default=None,
+                            help=f"the {what} (default: the one in {where})")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="do not score the previous (bundled) generator")
+    for name in ("limit", "batch_size", "seed", "rectangles", "threads"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
+    parser.add_argument("--occlusion-mix", type=float, nargs=3, default=d["mix"].default,
+                        metavar=("TEMPLATE", "RECTANGLE", "FREEFORM"))
+    parser.add_argument("--sets", nargs="+", default=[],
+                        help="validation folders by name (default: every one with val_* files)")
+    parser.add_argument("--groups-folder", default=d["groups_folder"].default)
+    parser.add_argument("--paper-set", default=d["paper_set"].default)
+    for flag in ("skip-lpips", "skip-identity", "no-progress"):
+        parser.add_argument(f"--{flag}", action="store_true")
+    a = parser.parse_args(argv)
+    return EvalConfig(
+        out=a.out, data=tuple(a.data), masks=a.masks, cache=a.cache or default_cache_dir(),
+        generator=a.generator, segmenter=a.segmenter, baseline_generator=a.baseline_generator,
+        baseline=not a.no_baseline, limit=a.limit, batch_size=a.batch_size, seed=a.seed,
+        mix=tuple(a.occlusion_mix), sets=tuple(a.sets), groups_folder=a.groups_folder,
+        paper_set=a.paper_set, rectangles=a.rectangles, vgg=a.vgg, arcface=a.arcface,
+        skip_lpips=a.skip_lpips, skip_identity=a.skip_identity, progress=not a.no_progress,
+        threads=a.threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.checkpoint import CheckpointError
+
     try:
-        config = EvalConfig(out=args.out, data=tuple(args.data), masks=args.masks,
-                            cache=args.cache or default_cache_dir(), generator=args.generator,
-                            segmenter=args.segmenter, limit=args.limit,
-                            batch_size=args.batch_size, seed=args.seed,
-                            mix=tuple(args.occlusion_mix))
+        config = parse_config(argv)
         result = run(config)
     except (ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print((config.out / "eval.md").read_text())
-    print(f"wrote {config.out / 'eval.md'} and eval.json ({result['faces']} faces)")
+    print(f"wrote {config.out / 'eval.md'} and eval.json ({result['faces']} faces per set, "
+          f"{result['seconds']['total']:.0f} s)")
     return 0
 
 

@@ -1,4 +1,6 @@
-"""Metrics on known cases, the baselines, and a whole evaluation run on a few faces."""
+"""Metrics on known cases, the baselines, the fixed inputs, and whole evaluation runs on a few
+faces (random-weight checkpoints). The LPIPS and ArcFace checks on the real weights skip, with
+the command that fetches them, where those files are absent."""
 
 from __future__ import annotations
 
@@ -10,17 +12,40 @@ import numpy as np
 import pytest
 import torch
 
-from training.evaluate import (
+from training.eval_metrics import (
     PSNR_CAP_DB,
-    Tally,
-    band_of,
+    Scorers,
+    checkerboard_score,
+    colour_error,
     image_metrics,
-    main,
+    lpips_hole,
     mask_iou,
     mse_per_image,
+    negative_crop,
+    paper_rectangle,
+    product_masks,
     psnr_from_mse,
+    score_outputs,
     telea,
 )
+from training.eval_report import PAPER_BANDS, Tally, band_of, group_of, markdown
+from training.evaluate import EvalConfig, load_scorers, main
+
+
+def smooth_image(n: int = 2, size: int = 64, seed: int = 0) -> torch.Tensor:
+    """(n, 3, size, size) in [0.2, 0.8]: blurred noise, little energy at the Nyquist rate."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, size // 8, size // 8, generator=gen)
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic",
+                                        align_corners=False)
+    return 0.2 + 0.6 * x.clamp(0, 1)
+
+
+def box_mask(n: int = 2, size: int = 64, box: tuple[int, int, int, int] = (20, 44, 16, 48),
+             ) -> torch.Tensor:
+    mask = torch.zeros(n, 1, size, size)
+    mask[..., box[0]:box[1], box[2]:box[3]] = 1
+    return mask
 
 
 def test_identical_images_give_capped_psnr_and_ssim_one() -> None:
@@ -76,6 +101,93 @@ def test_ratio_bands(ratio: float, band: str) -> None:
     assert band_of(ratio) == band
 
 
+def test_checkerboard_score_is_one_for_identical_images() -> None:
+    truth = smooth_image()
+    scores = checkerboard_score(truth, truth.clone(), box_mask())
+    torch.testing.assert_close(scores, torch.ones(2))
+
+
+@pytest.mark.parametrize("amplitude", [0.01, 0.03, 0.1])
+def test_checkerboard_score_flags_a_grid_in_the_hole(amplitude: float) -> None:
+    truth, mask = smooth_image(), box_mask()
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    grid = torch.where((yy + xx) % 2 == 0, amplitude, -amplitude)
+    out = truth + grid * mask  # (+a, -a) only inside the hole
+    assert (checkerboard_score(out, truth, mask) > 2).all()
+    stripes = truth + torch.where(xx % 2 == 0, amplitude, -amplitude) * mask
+    assert (checkerboard_score(stripes, truth, mask) > 2).all()
+    outside = truth + grid * (1 - mask)  # a grid outside the hole's box is not seen
+    torch.testing.assert_close(checkerboard_score(outside, truth, mask), torch.ones(2))
+
+
+def test_checkerboard_score_ignores_smooth_errors_and_empty_masks() -> None:
+    truth, mask = smooth_image(), box_mask()
+    blurred = torch.nn.functional.avg_pool2d(truth, 3, 1, 1)
+    assert (checkerboard_score(blurred, truth, mask) < 1.5).all()
+    empty = torch.zeros_like(mask)
+    assert checkerboard_score(truth + 0.1, truth, empty).tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("levels", [0.0, 1.0, 5.0, 20.0])
+def test_colour_error_is_the_mean_shift_in_levels(levels: float) -> None:
+    truth, mask = smooth_image(), box_mask()
+    shifted = truth + levels / 255 * mask  # the hole only
+    torch.testing.assert_close(colour_error(shifted, truth, mask),
+                               torch.full((2,), levels), atol=1e-3, rtol=0)
+    one_channel = truth.clone()
+    one_channel[:, 0] += 3 * levels / 255 * mask[:, 0]
+    torch.testing.assert_close(colour_error(one_channel, truth, mask),
+                               torch.full((2,), levels), atol=1e-3, rtol=0)
+    assert colour_error(truth + 0.2 * (1 - mask), truth, mask).abs().max() < 1e-4
+    assert colour_error(shifted, truth, torch.zeros_like(mask)).tolist() == [0.0, 0.0]
+
+
+def test_lpips_hole_equals_the_trainers_hole_box_lpips() -> None:
+    from training.train_inpainter import hole_box_lpips
+    from training.vgg import LPIPS, VGG16Features
+
+    torch.manual_seed(0)
+    lpips = LPIPS(VGG16Features())  # random weights: the computation is what is compared
+    target = torch.rand(3, 3, 48, 48) * 2 - 1
+    outs = [target + 0.3 * torch.randn(3, 3, 48, 48), torch.rand(3, 3, 48, 48) * 2 - 1]
+    mask = torch.zeros(3, 1, 48, 48)
+    mask[0, :, 10:30, 5:40] = 1
+    mask[1, :, 20:22, 30:47] = 1  # a thin box, upsampled
+    with torch.no_grad():
+        ours = lpips_hole(lpips, outs, target, mask)  # the third mask is empty: 0
+        for out, value in zip(outs, ours, strict=True):
+            torch.testing.assert_close(value, hole_box_lpips(lpips, out, target, mask),
+                                       atol=1e-5, rtol=1e-4)
+            assert value[2] == 0 and (value[:2] > 0).all()
+
+
+def covering_logits(size: int = 128) -> torch.Tensor:
+    """Logits of a surgical-mask-like region over the mouth and nose, and of a forehead blob."""
+    from realtime.covering import MOUTH_NOSE_XY
+
+    logits = torch.full((2, 1, size, size), -5.0)
+    cx, cy = (round(f * size) for f in MOUTH_NOSE_XY)
+    logits[0, 0, cy - 20:cy + 30, cx - 35:cx + 35] = 5.0
+    logits[1, 0, 8:20, cx - 10:cx + 10] = 5.0  # above the eyes: never a covering
+    return logits
+
+
+def test_product_masks_paint_what_the_pipeline_paints() -> None:
+    logits = covering_logits()
+    painted, covered = product_masks(logits)
+    assert covered.tolist() == [True, False]
+    raw = (logits[0] > 0).float()
+    assert painted.shape == logits.shape and painted[1].sum() == 0
+    assert (painted[0] >= raw).all() and painted[0].sum() > raw.sum()  # grown by 2 px
+    from realtime.covering import CoveringConfig, below_eyes, plausible_covering
+    from realtime.pipeline import grow
+
+    kept_hw, _ = plausible_covering(raw[0].numpy(), CoveringConfig())
+    np.testing.assert_array_equal(painted[0, 0].numpy(),
+                                  grow(kept_hw[None], 2)[0] * below_eyes(128))
+    assert product_masks(logits, grow_px=0)[0][0].sum() == kept_hw.sum()  # opened corners
+
+
 def test_telea_fills_only_the_mask() -> None:
     image = np.full((32, 32, 3), 120, np.uint8)
     masked = image.copy()
@@ -93,37 +205,175 @@ def test_tally_groups_by_band_and_overall() -> None:
     summary = tally.summary()["m"]
     assert summary["10%-15%"] == {"psnr": 20.0, "count": 2}
     assert summary["all"]["psnr"] == 20.0 and summary["all"]["count"] == 3
+    tally.add("k", [("template", "0%-10%"), ("rectangle", "0%-10%")],
+              {"x": torch.tensor([1.0, 3.0])})
+    k = tally.summary()["k"]
+    assert k["template"]["x"] == 1 and k["rectangle"]["x"] == 3
+    assert k["0%-10%"] == {"x": 2.0, "count": 2} and k["all"]["count"] == 2
 
 
-def test_evaluation_run_writes_tables(face_dir: Path, masks_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "group"), [("white_25_m_0001.webp", "white"),
+                                             ("indian_3_f_9.webp", "indian"),
+                                             ("other_80_m_1.webp", "other"),
+                                             ("val_00012.png", "unknown"), ("", "unknown")])
+def test_group_of_reads_utkface_names(name: str, group: str) -> None:
+    assert group_of(name) == group
+
+
+def test_paper_rectangles_land_in_their_band(faces) -> None:
+    shares = {band: [] for band in PAPER_BANDS}
+    for i in range(len(faces)):
+        for band in PAPER_BANDS:
+            rng = np.random.default_rng([0, i])
+            mask_hw = paper_rectangle(faces.landmarks_xy[i], 128, band[:2], rng)
+            assert set(np.unique(mask_hw)) == {0.0, 1.0}
+            shares[band].append(float(mask_hw.mean()))
+    for (lo, hi, _), values in shares.items():
+        inside = [lo <= v < hi for v in values]
+        assert sum(inside) >= len(values) - 1, values
+
+
+def test_negatives_are_seeded_and_leave_bare_faces_alone(faces) -> None:
+    np.testing.assert_array_equal(negative_crop(faces, 0, "clean", 1), faces.crops_rgb[0])
+    for condition in ("overlays", "distractors"):
+        a, b = (negative_crop(faces, 0, condition, 1) for _ in range(2))
+        assert a.dtype == np.uint8 and a.shape == faces.crops_rgb[0].shape
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, faces.crops_rgb[0])
+
+
+def random_checkpoints(folder: Path) -> dict[str, Path]:
     from training.checkpoint import random_model, save_checkpoint
 
     paths = {}
-    for kind in ("generator", "segmenter"):
-        model, meta = random_model(kind, width=8)
-        paths[kind] = tmp_path / f"{kind}.safetensors"
-        save_checkpoint(paths[kind], model, kind=kind, arch=meta["arch"], crop_size=128,
+    for name, kind, seed in (("generator", "generator", 0), ("baseline", "generator", 1),
+                             ("segmenter", "segmenter", 0)):
+        model, meta = random_model(kind, width=8, seed=seed)
+        paths[name] = folder / f"{name}.safetensors"
+        save_checkpoint(paths[name], model, kind=kind, arch=meta["arch"], crop_size=128,
                         meta={"step": 0})
+    return paths
+
+
+def test_skip_flags_load_no_metric_networks(tmp_path: Path) -> None:
+    paths = random_checkpoints(tmp_path)
+    config = EvalConfig(out=tmp_path, data=(tmp_path,), masks=tmp_path, cache=tmp_path,
+                        generator=paths["generator"], segmenter=paths["segmenter"],
+                        baseline_generator=paths["generator"], skip_lpips=True,
+                        skip_identity=True)
+    logged: list[str] = []
+    scorers = load_scorers(config, logged.append)
+    assert scorers.lpips is None and scorers.arcface is None and not logged
+    assert list(scorers.generators) == ["generator"]  # the same file: no second row
+    assert any("--skip-lpips" in n for n in scorers.notes)
+    assert any("--skip-identity" in n for n in scorers.notes)
+
+
+@pytest.fixture()
+def utk_dir(tmp_path: Path, shared_data: Path) -> Path:
+    """60 UTKFace images (links): split_faces holds out the 50th, one validation face."""
+    source = sorted((shared_data / "faces" / "utkface_160").iterdir())[:60]
+    folder = tmp_path / "utkface_160"
+    folder.mkdir()
+    for p in source:
+        (folder / p.name).symlink_to(p)
+    return folder
+
+
+def test_evaluation_run_writes_every_section(face_dir: Path, utk_dir: Path, masks_root: Path,
+                                            tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    paths = random_checkpoints(tmp_path)
     out = tmp_path / "eval"
-    rc = main(["--out", str(out), "--data", str(face_dir), "--masks", str(masks_root),
-               "--cache", str(tmp_path / "cache"), "--generator", str(paths["generator"]),
-               "--segmenter", str(paths["segmenter"]), "--batch-size", "4"])
+    rc = main(["--out", str(out), "--data", str(face_dir), str(utk_dir), "--masks",
+               str(masks_root), "--cache", str(tmp_path / "cache"), "--generator",
+               str(paths["generator"]), "--baseline-generator", str(paths["baseline"]),
+               "--segmenter", str(paths["segmenter"]), "--batch-size", "4", "--limit", "4",
+               "--rectangles", "4", "--vgg", str(tmp_path / "no_vgg.safetensors"),
+               "--arcface", str(tmp_path / "no_arcface.onnx"), "--no-progress"])
     assert rc == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("warning:")]
+    assert len(warnings) == 2 and "LPIPS" in warnings[0] and "ArcFace" in warnings[1]
     result = json.loads((out / "eval.json").read_text())
-    assert result["faces"] == 2  # the two validation_* faces
-    methods = set(result["results"])
-    assert methods == {"masked input", "telea (true mask)", "generator (true mask)",
-                       "segmenter", "generator (segmenter mask)"}
-    overall = result["results"]["telea (true mask)"]["all"]
-    assert overall["count"] == 2 and 0 < overall["psnr"] < PSNR_CAP_DB
-    # Telea beats leaving the occluder in place, inside the mask.
-    assert overall["psnr_mask"] > result["results"]["masked input"]["all"]["psnr_mask"]
-    assert 0 <= result["results"]["segmenter"]["all"]["iou"] <= 1
+    assert result["faces"] == 2 and result["set"] == "faces"  # the two validation_* faces
+    summary = result["generator"]["faces"]["results"]
+    assert result["results"] == summary  # the primary set, where benchmarks read it
+    assert set(summary) == {"masked input", "telea (true mask)", "telea (segmenter mask)",
+                            "previous generator (true mask)",
+                            "previous generator (segmenter mask)", "generator (true mask)",
+                            "generator (segmenter mask)", "segmenter"}
+    telea_all = summary["telea (true mask)"]["all"]
+    assert telea_all["count"] == 2 and 0 < telea_all["psnr"] < PSNR_CAP_DB
+    assert telea_all["psnr_mask"] > summary["masked input"]["all"]["psnr_mask"]
+    assert telea_all["checkerboard"] > 0 and telea_all["colour_error"] >= 0
+    assert "lpips_hole" not in telea_all and "arcface" not in telea_all  # omitted, not faked
+    assert 0 <= summary["segmenter"]["all"]["iou"] <= 1
+    seg = result["segmenter"]["faces"]["results"]
+    assert set(seg) == {"template", "clean", "overlays", "distractors"}
+    assert 0 <= seg["template"]["missed"] <= 1 and 0 <= seg["clean"]["marked"] <= 1
+    groups = result["groups"]
+    assert groups["faces"] == 1 and len(groups["groups"]) == 1 and groups["spread_psnr_mask"] == 0
+    paper = result["paper"]
+    assert paper["faces"] == 4 and paper["paper_psnr_db"] == {"10%-15%": 35.51, "20%-30%": 30.33}
+    assert sum(c["count"] for b, c in paper["results"]["masked input"].items() if b != "all") == 4
     table = (out / "eval.md").read_text()
-    assert "### psnr_mask" in table and "| generator (true mask) |" in table
+    for heading in ("## Segmenter", "## Generator on faces (2 faces)", "### faces: all occlusions",
+                    "## By group", "## The seed paper's setting", "How to read"):
+        assert heading in table, heading
+    assert "| previous generator | segmenter |" in table and "LPIPS omitted" in table
+    partial = markdown({**result, "groups": None, "paper": None, "notes": []})
+    assert "## By group" not in partial and "## The seed paper" not in partial
+    assert "## Generator on faces" in partial and "Notes:" not in partial
 
 
 def test_evaluation_reports_a_missing_checkpoint(tmp_path: Path, face_dir: Path) -> None:
     rc = main(["--out", str(tmp_path), "--data", str(face_dir),
                "--generator", str(tmp_path / "nope.safetensors")])
     assert rc == 1
+
+
+def test_evaluation_reports_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = main(["--out", str(tmp_path), "--data", str(tmp_path / "nowhere")])
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "nowhere" in err[0]
+
+
+def real_weights() -> tuple[Path, Path]:
+    from training.identity import default_arcface_path
+    from training.vgg import default_weights_path
+
+    vgg, arcface = default_weights_path(), default_arcface_path()
+    if not vgg.is_file():
+        pytest.skip(f"LPIPS weights not in the cache ({vgg}); run "
+                    "`python -m training.vgg convert --download`")
+    if not arcface.is_file():
+        pytest.skip(f"ArcFace model not in the cache ({arcface}); run "
+                    "`python -m training.identity fetch`")
+    return vgg, arcface
+
+
+def test_lpips_and_identity_on_the_real_weights(faces) -> None:
+    from training.eval_metrics import telea_batch
+    from training.identity import ArcFace
+    from training.vgg import load_vgg
+
+    vgg, arcface = real_weights()
+    clean = torch.from_numpy(faces.crops_rgb[:4]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    mask = torch.zeros(4, 1, 128, 128)
+    mask[..., 70:110, 30:98] = 1  # the mouth and chin
+    masked = clean * (1 - mask)
+    outputs = {"masked input": masked, "telea (true mask)": telea_batch(masked, mask),
+               "clean": clean, "someone else": clean.roll(1, dims=0)}
+    scorers = Scorers(torch.nn.Identity(), {}, 128, lpips=load_vgg(vgg)[1],
+                      arcface=ArcFace(arcface))
+    tally = Tally()
+    with torch.no_grad():
+        score_outputs(outputs, {"clean": clean, "mask": mask}, scorers, tally, ["all"] * 4)
+    s = {m: cells["all"] for m, cells in tally.summary().items()}
+    assert "lpips_hole" not in s["masked input"]
+    assert s["clean"]["lpips_hole"] < 1e-4 and 0.05 < s["telea (true mask)"]["lpips_hole"] < 1
+    assert s["clean"]["arcface"] > 0.99 and s["someone else"]["arcface"] < 0.5
+    for method in ("masked input", "telea (true mask)"):
+        assert 0.3 < s[method]["arcface"] < 0.99  # the same person, less certain
