@@ -147,7 +147,8 @@ class Pipeline:
         t = _lap(timings, "align", t)
         timings["align"] += mesh_ms
         probs_hw = segment(self.engines.segmenter, crops_rgb)
-        masks_hw, covered = self._coverings(faces, self._smooth(faces, probs_hw, alignments))
+        masks_hw, covered = self._coverings(faces, self._smooth(faces, probs_hw, alignments),
+                                            probs_hw)
         upper_off = below_eyes(self.config.crop_size)
         masks_hw = grow(masks_hw, self.config.grow_px) * upper_off
         t = _lap(timings, "segment", t)
@@ -178,21 +179,20 @@ class Pipeline:
         self.smoothers.prune({f.track_id for f in faces})
         return np.stack(masks)
 
-    def _coverings(self, faces: list[Face], masks_hw: np.ndarray,
+    def _coverings(self, faces: list[Face], masks_hw: np.ndarray, probs_hw: np.ndarray,
                    ) -> tuple[np.ndarray, list[bool]]:
         """The plausible covering of each mask, emptied on faces voted uncovered."""
-        if self.config.covering is None:
+        if self.config.covering is None or self.votes is None:
             return masks_hw, [bool(m.any()) for m in masks_hw]
         out, covered = np.zeros_like(masks_hw), []
         for i, face in enumerate(faces):
-            kept_hw, evidence = plausible_covering(masks_hw[i], self.config.covering)
-            on = (self.votes.update(face.track_id, evidence) if self.votes is not None
-                  else evidence)
+            kept_hw, evidence = plausible_covering(masks_hw[i], self.config.covering,
+                                                   probs_hw[i])
+            on = self.votes.update(face.track_id, evidence)
             covered.append(on)
             if on:
                 out[i] = kept_hw
-        if self.votes is not None:
-            self.votes.prune({f.track_id for f in faces})
+        self.votes.prune({f.track_id for f in faces})
         return out, covered
 
     def _inpaint_masked(self, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:

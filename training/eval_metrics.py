@@ -204,10 +204,11 @@ def product_masks(logits: torch.Tensor, grow_px: int = 2) -> tuple[torch.Tensor,
     from realtime.pipeline import grow
 
     binary_hw = (logits[:, 0] > 0).float().numpy()
+    probs_hw = torch.sigmoid(logits[:, 0]).numpy()
     config = CoveringConfig()
     kept, covered = np.zeros_like(binary_hw), np.zeros(len(binary_hw), bool)
     for i, m in enumerate(binary_hw):
-        kept_hw, covered[i] = plausible_covering(m, config)
+        kept_hw, covered[i] = plausible_covering(m, config, probs_hw[i])
         if covered[i]:
             kept[i] = kept_hw
     painted = grow(kept, grow_px) * below_eyes(binary_hw.shape[-1])[None]

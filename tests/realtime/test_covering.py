@@ -103,3 +103,10 @@ def test_votes_are_per_track_and_pruned() -> None:
 def test_config_validation(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         CoveringConfig(**kwargs)
+
+
+def test_an_unsure_mark_is_no_covering() -> None:
+    mask = _surgical_mask()
+    sure, unsure = np.where(mask > 0, 0.97, 0.02), np.where(mask > 0, 0.7, 0.02)
+    assert plausible_covering(mask, CoveringConfig(), sure.astype(np.float32))[1]
+    assert not plausible_covering(mask, CoveringConfig(), unsure.astype(np.float32))[1]
