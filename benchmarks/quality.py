@@ -18,6 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from training.eval_video import unmasked_clip_marks
+
+__all__ = ["evaluation", "temporal_stability", "unmasked_clip_marks"]
+
 PAINTED = 0.5
 """Alpha above which a pixel counts as painted."""
 
@@ -50,40 +54,6 @@ def temporal_stability(pipeline: Any, clip: Path, frames: int | None = None) -> 
             "flicker": round(change_out / change_in, 3) if change_in > 0 else None,
             "coverage": round(painted_frames / processed, 4),
             "painted_share_of_frame": round(float(np.mean(painted_share)), 4)}
-
-
-def unmasked_clip_marks(pipeline: Any, clip: Path, *, scale: float = 1.0,
-                        frames: int | None = None) -> dict[str, Any]:
-    """How often ``pipeline`` paints faces in a clip where nobody wears a covering: the share
-    of frames where any face was painted (target <= 2%), of faces painted, and the mean
-    painted share of the frame. ``scale`` resizes the frames first (0.5 makes hamilton's
-    faces 40-60 px across, surveillance size)."""
-    import cv2
-
-    from realtime.sources import VideoFileSource
-    from realtime.types import Frame
-
-    processed = faces = painted_faces = painted_frames = 0
-    shares = []
-    with VideoFileSource(clip) as source:
-        for frame in islice(source, frames):
-            if scale != 1.0:
-                bgr = cv2.resize(frame.bgr, None, fx=scale, fy=scale,
-                                 interpolation=cv2.INTER_AREA)
-                frame = Frame(frame.index, frame.t_capture, bgr)
-            result = pipeline.process(frame)
-            processed += 1
-            faces += len(result.faces)
-            painted_faces += sum(result.covered)
-            painted_frames += any(result.covered)
-            if result.mask_full_hw is not None:
-                shares.append(float((result.mask_full_hw > PAINTED).mean()))
-    if processed == 0:
-        raise ValueError(f"{clip} has no frames")
-    return {"frames": processed, "scale": scale, "faces_per_frame": round(faces / processed, 2),
-            "frames_painted": round(painted_frames / processed, 4),
-            "faces_painted": round(painted_faces / max(faces, 1), 4),
-            "painted_share_of_frame": round(float(np.mean(shares)), 5) if shares else None}
 
 
 def _abs_change(a_bgr: np.ndarray, b_bgr: np.ndarray, region_hw: np.ndarray) -> float:

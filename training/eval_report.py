@@ -281,5 +281,9 @@ def markdown(result: dict) -> str:
         lines += groups_section(result["groups"])
     if result.get("paper"):
         lines += paper_section(result["paper"])
+    if result.get("videos"):
+        from training.eval_video import video_markdown
+
+        lines += video_markdown(result["videos"])
     seconds = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items())
     return "\n".join([*lines, f"Run time: {seconds}.", ""])

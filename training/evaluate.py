@@ -107,6 +107,8 @@ class EvalConfig:
     """Leave the ArcFace cosine out (likewise where the model is missing)."""
     progress: bool = True
     """A progress bar per section on stderr."""
+    videos: Path | None = None
+    """Folder with the real clips for the covering rule on video; None skips it."""
     threads: int = 1
     """PyTorch and ONNX Runtime CPU threads. 1: beside a training job on two cores, two threads
     made every step 3-5x slower (small ops wait on busy cores); try 2 on an idle machine."""
@@ -327,6 +329,12 @@ def run(config: EvalConfig, log: Log | None = None) -> dict:
     clock.lap("loading")
     with torch.no_grad():
         parts = sections(config, scorers, sets, utk, occluders, clock)
+    if config.videos is not None:
+        from training.eval_video import video_section
+
+        parts["videos"] = video_section(config.videos, segmenter=config.segmenter,
+                                        generator=config.generator)
+        clock.lap("videos")
     primary = next(iter(sets))
     result = {"faces": parts["generator"][primary]["faces"], "set": primary,
               "results": parts["generator"][primary]["results"], "crop_size": scorers.crop,
@@ -369,7 +377,9 @@ def parse_config(argv: list[str] | None) -> EvalConfig:
                         help="validation folders by name (default: every one with val_* files)")
     parser.add_argument("--groups-folder", default=d["groups_folder"].default)
     parser.add_argument("--paper-set", default=d["paper_set"].default)
-    for flag in ("skip-lpips", "skip-identity", "no-progress"):
+    parser.add_argument("--videos", type=Path, default=shared / "videos",
+                        help="the real clips, for the covering rule on video")
+    for flag in ("skip-lpips", "skip-identity", "skip-videos", "no-progress"):
         parser.add_argument(f"--{flag}", action="store_true")
     a = parser.parse_args(argv)
     return EvalConfig(
@@ -379,7 +389,7 @@ def parse_config(argv: list[str] | None) -> EvalConfig:
         mix=tuple(a.occlusion_mix), sets=tuple(a.sets), groups_folder=a.groups_folder,
         paper_set=a.paper_set, rectangles=a.rectangles, vgg=a.vgg, arcface=a.arcface,
         skip_lpips=a.skip_lpips, skip_identity=a.skip_identity, progress=not a.no_progress,
-        threads=a.threads)
+        threads=a.threads, videos=None if a.skip_videos else a.videos)
 
 
 def main(argv: list[str] | None = None) -> int:

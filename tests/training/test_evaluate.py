@@ -377,3 +377,18 @@ def test_lpips_and_identity_on_the_real_weights(faces) -> None:
     assert s["clean"]["arcface"] > 0.99 and s["someone else"]["arcface"] < 0.5
     for method in ("masked input", "telea (true mask)"):
         assert 0.3 < s[method]["arcface"] < 0.99  # the same person, less certain
+
+
+def test_the_covering_rule_on_real_video(shared_data, tmp_path) -> None:
+    """A few frames of each real clip through the product, both ways round."""
+    from training.eval_video import video_markdown, video_section
+
+    rows = video_section(shared_data / "videos", segmenter=None, generator=None,
+                         cache_dir=tmp_path / "engines", frames=12)
+    assert [(r["clip"], r["scale"], r["masked"]) for r in rows] == [
+        ("hamilton_clip_640x360.mp4", 1.0, False), ("hamilton_clip_640x360.mp4", 0.5, False),
+        ("masked_webcam_256.mp4", 1.0, True)]
+    assert all(r["frames"] == 12 and r["faces_per_frame"] >= 1 for r in rows)
+    assert rows[2]["frames_painted"] > 0.5  # the masked face is painted
+    text = "\n".join(video_markdown(rows))
+    assert "| masked_webcam_256.mp4 | 1 | yes | 12 |" in text
