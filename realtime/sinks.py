@@ -28,18 +28,32 @@ from typing import Any, Protocol, runtime_checkable
 import av
 import cv2
 import numpy as np
-from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
-from realtime.sources import IMAGE_EXTENSIONS
-from realtime.types import Frame, SinkError, StreamInfo
+# Re-exported: callers import every sink from here.
+from realtime.image_io import (
+    IMAGE_EXTENSIONS,
+    PROVENANCE,
+    ImageSink,
+    SingleImageSink,
+    check_folder,
+    partial_path,
+)
+from realtime.types import Frame, SinkContext, SinkError, StreamInfo
+
+__all__ = [
+    "PROVENANCE",
+    "VIDEO_EXTENSIONS",
+    "DisplaySink",
+    "ImageSink",
+    "SingleImageSink",
+    "Sink",
+    "VideoFileSink",
+    "draw_label",
+    "open_sink",
+]
 
 log = logging.getLogger(__name__)
 
-PROVENANCE = (
-    "Face regions in this file were synthesized by realtime-unmask: "
-    "the painted face is a plausible guess, not the hidden identity."
-)
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm"})
 # superfast costs half of veryfast's CPU (measured ~4.5 vs ~8.5 ms per 640x360 frame) for
 # ~1.7x the bytes at the same crf: on two cores the encoder shares a core with decoding, so
@@ -47,8 +61,6 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm"})
 _H264 = ("libx264", {"preset": "superfast", "crf": "20"})
 # WebM admits only VP8/VP9/AV1; VP9 in realtime mode is the fastest of those that looks good.
 _VP9 = ("libvpx-vp9", {"deadline": "realtime", "cpu-used": "8", "crf": "32", "row-mt": "1"})
-_PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}
-_EXIF_IMAGE_DESCRIPTION = 0x010E
 _NO_DISPLAY = "cannot open a window (no display); use --no-display"
 _STOP = object()  # tells the encoder thread that no more frames will come
 
@@ -68,38 +80,7 @@ class Sink(Protocol):
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None: ...
 
 
-class _SinkContext:
-    """Closes on success and aborts on an exception, for every sink."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-def _partial_path(path: Path) -> Path:
-    # The real extension stays last, so FFmpeg and Pillow still pick the right format.
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
-
-
-def _check_folder(folder: Path, output: Path) -> None:
-    if not folder.is_dir():
-        raise SinkError(f"cannot write output {output}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SinkError(f"cannot write output {output}: folder {folder} is not writable")
-
-
-class VideoFileSink(_SinkContext):
+class VideoFileSink(SinkContext):
     """H.264 (VP9 for .webm) at the input's frame rate and size, encoded on its own thread.
 
     The input's audio (``info.audio_path``) is copied without re-encoding, re-timed so that
@@ -118,8 +99,8 @@ class VideoFileSink(_SinkContext):
             raise SinkError(f"cannot write video {self.path}: frame rate {info.fps} is not > 0")
         if info.audio_path and self.path.resolve() == Path(info.audio_path).resolve():
             raise SinkError(f"output {self.path} would overwrite the input")
-        _check_folder(self.path.parent, self.path)
-        self._partial = _partial_path(self.path)
+        check_folder(self.path.parent, self.path)
+        self._partial = partial_path(self.path)
         # Fractions keep NTSC rates exact (2997/100, 30000/1001) so average_rate round-trips.
         self._rate = Fraction(info.fps).limit_denominator(1001)
         width, height = info.size_wh
@@ -319,110 +300,8 @@ class _AudioCopy:
         self._input.close()
 
 
-def _save_picture(path: Path, image: np.ndarray, *, provenance: bool) -> None:
-    """Writes BGR or single-channel pixels atomically in the format the extension names.
 
-    The provenance note goes into a PNG ``Comment`` text chunk, a JPEG comment, or WebP
-    EXIF ``ImageDescription``; BMP has no metadata field, so BMP files carry none.
-    """
-    image_format = _PIL_FORMATS.get(path.suffix.lower())
-    if image_format is None:
-        raise SinkError(f"cannot write {path}: unsupported image extension {path.suffix!r}")
-    pixels = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
-    options: dict[str, Any] = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}.get(
-        image_format, {}
-    )
-    if provenance and image_format == "PNG":
-        options["pnginfo"] = PngInfo()
-        options["pnginfo"].add_text("Comment", PROVENANCE)
-    elif provenance and image_format == "JPEG":
-        options["comment"] = PROVENANCE
-    elif provenance and image_format == "WEBP":
-        exif = Image.Exif()
-        exif[_EXIF_IMAGE_DESCRIPTION] = PROVENANCE
-        options["exif"] = exif.tobytes()
-    partial = _partial_path(path)
-    try:
-        Image.fromarray(pixels).save(partial, format=image_format, **options)
-        os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise SinkError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def _mask_picture(mask_full_hw: np.ndarray | None, size_hw: tuple[int, int]) -> np.ndarray:
-    if mask_full_hw is None:
-        return np.zeros(size_hw, np.uint8)
-    if mask_full_hw.shape[:2] != size_hw:
-        raise SinkError(f"mask is {mask_full_hw.shape[:2]} but the frame is {size_hw}")
-    return np.where(mask_full_hw > 0.5, 255, 0).astype(np.uint8)
-
-
-class _ImageWriter(_SinkContext):
-    """What ImageSink and SingleImageSink share: one finished file per frame, plus its mask."""
-
-    def __init__(self, save_masks: bool):
-        self.save_masks = save_masks
-        self.encode_ms: list[float] = []
-        """Milliseconds spent encoding and writing each picture."""
-
-    def _write_to(self, path: Path, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
-        t0 = time.perf_counter()
-        _save_picture(path, out_bgr, provenance=True)
-        if self.save_masks:
-            (path.parent / "masks").mkdir(exist_ok=True)
-            mask_u8 = _mask_picture(mask_full_hw, out_bgr.shape[:2])
-            _save_picture(path.parent / "masks" / f"{path.stem}.png", mask_u8, provenance=False)
-        self.encode_ms.append((time.perf_counter() - t0) * 1000.0)
-
-    def close(self) -> None:
-        """Every picture was complete when written; nothing is left to finish."""
-
-    def abort(self) -> None:
-        """Pictures already written are complete and kept; none is ever half-written."""
-
-
-class ImageSink(_ImageWriter):
-    """One picture per frame in ``out_dir``, keeping the input's file names and formats.
-
-    Frames without a name (from a video) become ``frame_000000.png`` and so on. With
-    ``save_masks`` the face masks go to ``out_dir/masks/<stem>.png`` as 0/255 greyscale.
-    """
-
-    def __init__(self, out_dir: str | Path, *, save_masks: bool = False):
-        super().__init__(save_masks)
-        self.out_dir = Path(out_dir)
-        if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise SinkError(f"cannot write output {self.out_dir}: it is a file, not a folder")
-        if not self.out_dir.exists():
-            _check_folder(self.out_dir.absolute().parent, self.out_dir)
-            self.out_dir.mkdir()
-        _check_folder(self.out_dir, self.out_dir)
-
-    def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
-        name = frame.name or f"frame_{frame.index:06d}.png"
-        self._write_to(self.out_dir / name, out_bgr, mask_full_hw)
-
-
-class SingleImageSink(_ImageWriter):
-    """Exactly one picture at ``out_file``, in the format its extension names."""
-
-    def __init__(self, out_file: str | Path, *, save_masks: bool = False):
-        super().__init__(save_masks)
-        self.path = Path(out_file)
-        if self.path.suffix.lower() not in _PIL_FORMATS:
-            raise SinkError(f"cannot write image {self.path}: unsupported extension")
-        _check_folder(self.path.absolute().parent, self.path)
-        self._written = False
-
-    def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
-        if self._written:
-            raise SinkError(f"{self.path} holds one picture but a second frame arrived")
-        self._write_to(self.path, out_bgr, mask_full_hw)
-        self._written = True
-
-
-class DisplaySink(_SinkContext):
+class DisplaySink(SinkContext):
     """An OpenCV window with the frame rate and capture-to-display latency; q or Esc quits."""
 
     def __init__(self, title: str = "realtime-unmask"):

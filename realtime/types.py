@@ -41,6 +41,26 @@ class Closing:
         self.close()
 
 
+class SinkContext:
+    """Closes on success and aborts on an exception, for every sink."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+
 @dataclass
 class Frame:
     """One picture on its way through the loop."""
