@@ -359,12 +359,16 @@ def draw_label(frame_bgr: np.ndarray, text: str = "reconstructed") -> np.ndarray
     # 8 px is the smallest readable Hershey text; a fifth of the height keeps it a tag.
     text_h_px = min(max(height * 0.03, 8.0), height * 0.2)
     scale = min(text_h_px / unit_h, (width * 0.9 - 2 * margin) / unit_w)
+    if scale <= 0:
+        return frame_bgr  # narrower than its margins (1 or 2 px): no room for any tag
     thickness = max(1, round(scale * 1.2))
     (text_w, text_h), baseline = cv2.getTextSize(text, font, scale, thickness)
     pad = max(1, text_h // 3)
     x0, y1 = margin, height - margin
     x1, y0 = min(width, x0 + text_w + 2 * pad), max(0, y1 - text_h - baseline - 2 * pad)
     box = frame_bgr[y0:y1, x0:x1]
+    if box.size == 0:
+        return frame_bgr  # too low for a tag; convertScaleAbs would return None
     box[:] = cv2.convertScaleAbs(box, alpha=0.45)  # darkened, not hidden: translucent
     origin = (x0 + pad, y1 - pad - baseline)
     cv2.putText(frame_bgr, text, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)

@@ -293,6 +293,13 @@ def test_draw_label_touches_only_the_bottom_left(size_hw: tuple[int, int]):
     assert after_bgr[rows, cols].min() > 0
 
 
+@pytest.mark.parametrize("size_hw", [(1, 1), (2, 2), (1, 64), (64, 1), (3, 3), (8, 8), (32, 32)])
+def test_draw_label_on_tiny_frames_never_fails(size_hw: tuple[int, int]):
+    frame_bgr = np.full((*size_hw, 3), 200, np.uint8)
+    out_bgr = draw_label(frame_bgr)  # a 1x1 PNG used to crash here (TypeError from None)
+    assert out_bgr is frame_bgr and out_bgr.shape == (*size_hw, 3)
+
+
 def test_display_sink_needs_a_display(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
