@@ -12,6 +12,7 @@ renamed into place when complete (``partial_path``); video outputs use the same 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -33,9 +34,15 @@ PROVENANCE = (
 _PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}
 _EXIF_IMAGE_DESCRIPTION = 0x010E
 
+log = logging.getLogger(__name__)
+
 
 class ImageSource(Closing):
-    """One image file, or every image directly inside a folder in sorted name order."""
+    """One image file, or every image directly inside a folder in sorted name order.
+
+    In a folder, a file that cannot be read or decoded is reported in one warning line and
+    skipped; ``failed`` counts them. Opening fails only when no image at all can be read.
+    """
 
     def __init__(self, path: str | Path):
         path = Path(path)
@@ -50,7 +57,11 @@ class ImageSource(Closing):
             self.paths = [path]
         else:
             raise SourceError(f"input not found: {path}")
-        first_bgr = read_image(self.paths[0])
+        self.failed = 0
+        """Images skipped because they could not be read or decoded."""
+        self._skip_errors = path.is_dir()
+        self._first = self._first_readable(path)
+        first_bgr = self._first[1]
         self.info = StreamInfo(
             size_wh=(first_bgr.shape[1], first_bgr.shape[0]),
             fps=1.0,
@@ -59,17 +70,37 @@ class ImageSource(Closing):
             kind="images",
         )
 
+    def _first_readable(self, folder: Path) -> tuple[int, np.ndarray]:
+        for index, image_path in enumerate(self.paths):
+            image_bgr = self._read_or_skip(image_path)
+            if image_bgr is not None:
+                return index, image_bgr
+        raise SourceError(f"none of the {len(self.paths)} images in {folder} could be read")
+
+    def _read_or_skip(self, path: Path) -> np.ndarray | None:
+        if not self._skip_errors:
+            return read_image(path)
+        try:
+            return read_image(path)
+        except SourceError as exc:
+            log.warning("skipped: %s", exc)
+            self.failed += 1
+            return None
+
     def __iter__(self) -> Iterator[Frame]:
-        for index, path in enumerate(self.paths):
+        start, first_bgr = self._first
+        for index in range(start, len(self.paths)):
             t0 = time.perf_counter()
-            image_bgr = read_image(path)
+            image_bgr = first_bgr if index == start else self._read_or_skip(self.paths[index])
+            if image_bgr is None:
+                continue
             t_capture = time.perf_counter()
             timings_ms = {"decode": (t_capture - t0) * 1000.0}
-            yield Frame(index, t_capture, image_bgr, name=path.name, timings_ms=timings_ms)
+            name = self.paths[index].name
+            yield Frame(index, t_capture, image_bgr, name=name, timings_ms=timings_ms)
 
     def close(self) -> None:
         """Nothing stays open between images."""
-
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -230,6 +230,7 @@ def _summary(config, stats: RunStats, info: StreamInfo, pipeline, interrupted: b
         "crop_size": config.crop_size,
         "warmup_ms": getattr(engines, "warmup_ms", None),
         "frames_dropped": getattr(source, "dropped", 0) if info.live else 0,
+        "images_failed": getattr(source, "failed", 0) if info.kind == "images" else 0,
     })
     if engines is not None and hasattr(engines, "telemetry"):
         summary["device"] = engines.telemetry()
@@ -252,6 +253,8 @@ def _one_line(summary: dict, config: RunConfig) -> str:
         line += f", latency p95 {summary['capture_to_output_ms']['p95']:.0f} ms"
     if config.output:
         line += f"; wrote {config.output}"
+    if summary["images_failed"]:
+        line += f"; {summary['images_failed']} unreadable image(s) skipped"
     if summary["interrupted"]:
         line += " (stopped early)"
     return line
