@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -38,7 +39,20 @@ examples:
   realtime-unmask --input clip.mp4 --output clip_unmasked.mp4 --stats-json stats.json
   realtime-unmask --input rtsp://camera.local/stream --output recording.mp4
   realtime-unmask --input photos/ --output unmasked/ --save-masks
+
+exit status:
+  0      done
+  1      an error, said in one line; no half-written output is left behind
+  2      a usage error, or an internal error (a bug)
+  3      done, but some images of the input folder could not be read: each is named in a
+         'skipped:' line, the others were written, and the summary counts them
+  128+N  stopped by signal N: 130 SIGINT (Ctrl-C), 143 SIGTERM (timeout, docker stop,
+         systemd), 129 SIGHUP (terminal closed). Each stops reading, finishes the output
+         (a playable video up to the last processed frame) and prints the summary; further
+         signals while it finishes are ignored
 """
+
+EXIT_SOME_INPUTS_FAILED = 3
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -180,8 +194,11 @@ def cmd_run(argv: Sequence[str]) -> int:
         if not Path(args.input).is_file():
             raise ValueError(f"input not found: {args.input}")
         live = SimulatedCamera(Path(args.input), fps=args.simulate_live)
-    run(config, log=_log, source=live)
-    return 0
+    with _StopSignals() as stop:
+        summary = run(config, log=_log, source=live)
+    if stop.signum is not None:
+        return 128 + stop.signum
+    return EXIT_SOME_INPUTS_FAILED if summary.get("images_failed") else 0
 
 
 def cmd_demo(argv: Sequence[str]) -> int:
@@ -193,7 +210,10 @@ def cmd_demo(argv: Sequence[str]) -> int:
         clip = render_demo_clip(Path(tmp) / "demo_input.mp4", seconds=args.seconds)
         config = _run_config(args, source=str(clip), output=args.output, display=False,
                              side_by_side=True)
-        run(config, log=_log)
+        with _StopSignals() as stop:
+            run(config, log=_log)
+    if stop.signum is not None:
+        return 128 + stop.signum
     _log(f"left: the masked input; right: the result -> {Path(args.output).resolve()}")
     return 0
 
@@ -273,6 +293,51 @@ COMMANDS = {"demo": cmd_demo, "compile": cmd_compile, "train": cmd_train,
             "evaluate": cmd_evaluate, "web": cmd_web, "bench": cmd_bench}
 
 
+class StopRequested(KeyboardInterrupt):
+    """A stop signal arrived; a KeyboardInterrupt, so the loop stops on it as on Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopSignals:
+    """SIGINT, SIGTERM and SIGHUP all stop a run the way Ctrl-C does, and say which came.
+
+    The first one raises StopRequested, which the loop turns into a clean stop (the
+    output is finished, the summary printed); later ones are ignored so that finishing the
+    file cannot be cut short. Handlers are restored on exit.
+    """
+
+    _SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopSignals:
+        for signum in self._SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (an embedding program): leave them be
+                break
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.signum is not None:
+            _log(f"{name} ignored: already stopping, finishing the output")
+            return
+        self.signum = signum
+        _log(f"{name}: stopping")
+        raise StopRequested(signum)
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -301,9 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = COMMANDS.get(argv[0]) if argv else None
     try:
         return command(argv[1:]) if command else cmd_run(argv)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # before the frame loop: nothing was written
         _log("interrupted")
-        return 130
+        return 128 + getattr(e, "signum", signal.SIGINT)
     except _expected_errors() as e:
         _log(f"realtime-unmask: error: {e}")
         return 1

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
+from awkward_images import write_awkward_images
+from PIL import Image
 
 
 def cli(*args: str, cwd: Path | None = None, cache: Path | None = None,
@@ -38,7 +43,8 @@ def test_help_explains_inputs_options_and_commands() -> None:
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     for word in ("--camera", "--input", "--output", "--backend", "--save-masks",
-                 "--stats-json", "--no-label", "demo", "compile", "plausible guess"):
+                 "--stats-json", "--no-label", "demo", "compile", "plausible guess",
+                 "exit status", "143 SIGTERM", "129 SIGHUP", "some images"):
         assert word in text
 
 
@@ -121,3 +127,52 @@ def test_compile_builds_onnx_and_explains_skipping_tensorrt(tmp_path: Path) -> N
     assert any(p.name.startswith("segmenter-onnx-cpu") for p in tmp_path.iterdir())
     again = cli("compile", cache=tmp_path)
     assert "onnx-cpu segmenter: cached" in again.stderr
+
+
+def _wait_for(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stop_signals_finish_a_playable_recording(tmp_path: Path, masked_clip: Path,
+                                                  cache: Path, signum: int) -> None:
+    out, log_path = tmp_path / "out.mp4", tmp_path / "stderr.txt"
+    # A camera-paced replay (10 fps, 15 s) so that the signal surely lands mid-recording.
+    command = [sys.executable, "-m", "realtime.cli", "--input", str(masked_clip),
+               "--output", str(out), "--simulate-live", "10", "--random-weights",
+               "--no-display", "--cache-dir", str(cache)]
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(command, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            _wait_for(lambda: "engines:" in log_path.read_text(), 120, "the engines to load")
+            time.sleep(1.5)  # about 15 frames recorded
+            proc.send_signal(signum)
+            returncode = proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    stderr = log_path.read_text()
+    assert returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr and "(stopped early)" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "stderr.txt"]
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) > 0
+
+
+def test_folder_with_broken_and_awkward_images(tmp_path: Path, cache: Path) -> None:
+    folder = write_awkward_images(tmp_path / "in")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg after all")
+    (folder / "empty.png").write_bytes(b"")
+    out = tmp_path / "not_yet"  # created by the run
+    proc = cli("--input", str(folder), "--output", str(out), "--random-weights", cache=cache)
+    assert proc.returncode == 3, proc.stderr
+    skipped = [ln for ln in proc.stderr.splitlines() if ln.startswith("skipped:")]
+    assert len(skipped) == 2 and "broken.jpg" in skipped[0] and "empty.png" in skipped[1]
+    assert "2 unreadable image(s) skipped" in proc.stderr and "Traceback" not in proc.stderr
+    expected = sorted(p.name for p in folder.iterdir() if p.stat().st_size > 0)
+    assert sorted(p.name for p in out.iterdir()) == [n for n in expected if n != "broken.jpg"]
+    with Image.open(out / "rotated.jpg") as rotated:  # upright, and no stale orientation tag
+        assert rotated.size == (30, 40) and 0x0112 not in rotated.getexif()
+        assert np.asarray(rotated)[20, 25, 0] > 200  # the red half is on the right now
