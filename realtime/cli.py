@@ -99,11 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realtime-unmask", description=DESCRIPTION, epilog=COMMANDS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = parser.add_argument_group("input (one of)").add_mutually_exclusive_group()
+    inputs = parser.add_argument_group("input (--camera or --input)")
+    src = inputs.add_mutually_exclusive_group()
     src.add_argument("--camera", type=int, metavar="INDEX", help="a camera, e.g. 0")
     src.add_argument("--input", metavar="PATH|URL",
                      help="a video file (mp4, mkv, avi, mov, webm, gif...), an image, a folder "
                           "of images (jpg, png, webp, bmp), or an rtsp:// or http(s):// stream")
+    inputs.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
+                        help="reconnect with back-off when a network input drops; --reconnect "
+                             "also replays a finite one (an HTTP file, HLS VOD) forever, "
+                             "--no-reconnect ends a live one at its first drop (default: live "
+                             "streams reconnect, finite ones end with their last frame)")
     out = parser.add_argument_group("output")
     out.add_argument("--output", metavar="PATH",
                      help="a video file (H.264 mp4/mkv/mov, with the input's audio), an image "
@@ -184,7 +190,8 @@ def cmd_run(argv: Sequence[str]) -> int:
 
     source = args.camera if args.camera is not None else args.input
     config = _run_config(args, source=source, output=args.output, display=args.display,
-                         save_masks=args.save_masks, max_frames=args.max_frames)
+                         save_masks=args.save_masks, max_frames=args.max_frames,
+                         reconnect=args.reconnect)
     live = None
     if args.simulate_live is not None:
         from realtime.sources import SimulatedCamera

@@ -72,6 +72,9 @@ class RunConfig:
     """Show a progress bar for files and folders."""
     max_frames: int | None = None
     """Stop after this many frames (useful for live sources in scripts and tests)."""
+    reconnect: bool | None = None
+    """Network inputs: None reconnects live streams and ends finite ones (an HTTP file);
+    True reconnects always, False never."""
     extra_sinks: tuple = field(default=())
     """Already-open sinks to feed as well (used by the web demo and tests)."""
 
@@ -123,7 +126,7 @@ def run(config: RunConfig, log: Callable[[str], None] = print,
 
     with contextlib.ExitStack() as stack:
         if source is None:
-            source = open_source(config.source)
+            source = open_source(config.source, reconnect=config.reconnect)
         source = stack.enter_context(source)
         info = source.info
         out_info = _output_info(info, config.side_by_side)

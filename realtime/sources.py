@@ -30,7 +30,7 @@ import numpy as np
 # Re-exported: callers import every source from here.
 from realtime.capture import DEFAULT_FPS, LiveSource, ThreadedSource, video_fps
 from realtime.image_io import IMAGE_EXTENSIONS, ImageSource
-from realtime.network import StreamSource
+from realtime.network import StreamSource, connect, is_finite
 from realtime.types import Frame, SourceError, StreamInfo
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 NETWORK_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://")
+_NETWORK_TIMEOUT_S = 10.0  # to open, and for each read: a stalled server fails, not hangs
 
 
 @runtime_checkable
@@ -56,20 +57,40 @@ class Source(Protocol):
     def __exit__(self, *exc_info: object) -> None: ...
 
 
-def open_source(spec: str | int, *, live_queue: int = 1, reconnect_attempts: int = 5) -> Source:
-    """Opens a camera index, a network URL, an image file or folder, or a video file."""
+def open_source(
+    spec: str | int,
+    *,
+    live_queue: int = 1,
+    reconnect: bool | None = None,
+    reconnect_attempts: int = 5,
+) -> Source:
+    """Opens a camera index, a network URL, an image file or folder, or a video file.
+
+    ``reconnect``: None decides from the input (``network.is_finite``): a finite network
+    resource is read to its end like a file, a live one reconnects when it drops; True treats
+    every URL as live, False never reconnects.
+    """
     if live_queue < 1:
         raise SourceError(f"live_queue must be at least 1, got {live_queue}")
     if isinstance(spec, int) or spec.strip().isdigit():
         return CameraSource(int(spec), live_queue=live_queue)
     if spec.lower().startswith(NETWORK_SCHEMES):
-        return StreamSource(spec, live_queue=live_queue, reconnect_attempts=reconnect_attempts)
+        return _open_network(spec, live_queue, reconnect, reconnect_attempts)
     path = Path(spec)
     if not path.exists():
         raise SourceError(f"input not found: {spec}")
     if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
         return ImageSource(path)
     return VideoFileSource(path)
+
+
+def _open_network(url: str, live_queue: int, reconnect: bool | None, attempts: int) -> Source:
+    container = connect(url, _NETWORK_TIMEOUT_S)
+    if reconnect is None and is_finite(url, container):
+        container.close()
+        return VideoFileSource(url)
+    return StreamSource(url, live_queue=live_queue, reconnect=reconnect is not False,
+                        reconnect_attempts=attempts, container=container)
 
 
 def _frame_count(container: av.container.InputContainer, fps: float) -> int | None:
@@ -87,11 +108,14 @@ class VideoFileSource(ThreadedSource):
     """A video file (mp4, mkv, avi, mov, webm, GIF...) decoded by PyAV on its own thread.
 
     Opening decodes the first frame, so unreadable and empty files fail here, not later.
+    ``path`` may also be the URL of a finite network resource (an HTTP file): it is read the
+    same way, every frame in order, with a timeout on each read.
     """
 
     def __init__(self, path: str | Path, *, queue_size: int = 8):
-        self.path = Path(path)
-        self._container = _open_video(self.path)
+        remote = isinstance(path, str) and path.lower().startswith(NETWORK_SCHEMES)
+        self.path: Path | str = path if remote else Path(path)
+        self._container = _open_video(self.path, _NETWORK_TIMEOUT_S if remote else None)
         try:
             stream = self._container.streams.video[0]
             stream.thread_type = "AUTO"  # frame and slice threads: several times faster
@@ -139,9 +163,9 @@ class VideoFileSource(ThreadedSource):
         self._container.close()
 
 
-def _open_video(path: Path) -> av.container.InputContainer:
+def _open_video(path: Path | str, timeout_s: float | None) -> av.container.InputContainer:
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), timeout=timeout_s)
     except av.FFmpegError as exc:
         raise SourceError(f"{path} is not a video file or is corrupt ({exc.strerror})") from exc
     except OSError as exc:
