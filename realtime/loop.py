@@ -89,8 +89,10 @@ class RunConfig:
             raise ValueError(f"--max-frames must be at least 1, got {self.max_frames}")
 
 
-def build_pipeline(config: RunConfig, log: Callable[[str], None]) -> Pipeline:
-    """Loads the engines and the tracker (slow: seconds on first use, cached after)."""
+def build_pipeline(config: RunConfig, log: Callable[[str], None], *,
+                   want_mask: bool = False) -> Pipeline:
+    """Loads the engines and the tracker (slow: seconds on first use, cached after);
+    ``want_mask`` returns full-frame masks even without ``--save-masks`` (``realtime.api``)."""
     from engines import EngineConfig, load_engines
     from realtime.tracking import FaceTracker, TrackerConfig
 
@@ -106,7 +108,7 @@ def build_pipeline(config: RunConfig, log: Callable[[str], None]) -> Pipeline:
                  if config.smoothing_alpha is not None else None)
     pipeline_config = PipelineConfig(crop_size=config.crop_size, inpainter=config.inpainter,
                                      smoothing=smoothing, show_mask=config.show_mask,
-                                     want_mask=config.save_masks,
+                                     want_mask=config.save_masks or want_mask,
                                      covering=CoveringConfig() if config.covering_check
                                      else None)
     tracker = FaceTracker(TrackerConfig(max_faces=config.max_faces))

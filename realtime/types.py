@@ -28,6 +28,10 @@ class SinkError(UnmaskError):
     """An output could not be written (unwritable folder, encoder failure...)."""
 
 
+class ClosedError(UnmaskError):
+    """Something was used after ``close()`` (an ``Unmasker`` after its ``with`` block)."""
+
+
 class Closing:
     """Context-manager support for anything with a ``close()`` (sources, MediaPipe graphs)."""
 
