@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--output", metavar="PATH",
                      help="a video file (H.264 mp4/mkv/mov, with the input's audio), an image "
                           "file, or a folder for images")
+    out.add_argument("--virtual-camera", nargs="?", const=True, default=False,
+                     metavar="DEVICE",
+                     help="also send the output to a virtual camera that video-call apps can "
+                          "pick (v4l2loopback on Linux, OBS on Windows/macOS; needs the "
+                          "virtualcam extra); DEVICE e.g. /dev/video10 (default: the first)")
     out.add_argument("--display", action=argparse.BooleanOptionalAction, default=None,
                      help="show a window with FPS and latency; q or Esc quits "
                           "(default: on for cameras)")
@@ -191,7 +196,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     source = args.camera if args.camera is not None else args.input
     config = _run_config(args, source=source, output=args.output, display=args.display,
                          save_masks=args.save_masks, max_frames=args.max_frames,
-                         reconnect=args.reconnect)
+                         reconnect=args.reconnect, virtual_camera=args.virtual_camera)
     live = None
     if args.simulate_live is not None:
         from realtime.sources import SimulatedCamera

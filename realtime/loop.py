@@ -34,6 +34,9 @@ class RunConfig:
     """A camera index, a video or image file, a folder of images, or an rtsp/http(s) URL."""
     output: str | None = None
     """A video file, an image file or a folder; None writes nothing."""
+    virtual_camera: bool | str = False
+    """Also send the output to a virtual camera: True picks the first free device, a string
+    names one (``/dev/video10``, ``OBS Virtual Camera``)."""
     display: bool | None = None
     """Show a window; None means: on for cameras, off otherwise."""
     backend: Backend = "auto"
@@ -137,6 +140,9 @@ def run(config: RunConfig, log: Callable[[str], None] = print,
             sink = open_sink(config.output, out_info, save_masks=config.save_masks)
             stack.push(_abort_on_error(sink))
             written.append(sink)
+        if config.virtual_camera is not False:  # among the written: its viewers see the tag
+            written.append(_open_virtual_camera(config.virtual_camera, out_info))
+            stack.push(_abort_on_error(written[-1]))
         display = config.display if config.display is not None else info.kind == "camera"
         if display:
             window = DisplaySink()
@@ -201,6 +207,12 @@ def _output_info(info: StreamInfo, sbs: bool) -> StreamInfo:
         return info
     w, h = info.size_wh
     return dataclasses.replace(info, size_wh=(2 * w, h))
+
+
+def _open_virtual_camera(device: bool | str, info: StreamInfo):
+    from realtime.virtualcam import VirtualCameraSink
+
+    return VirtualCameraSink(info, device=None if device is True else device)
 
 
 def _abort_on_error(sink):
