@@ -21,7 +21,7 @@ from realtime.sinks import PROVENANCE
 from realtime.types import ClosedError
 
 REPO = Path(__file__).resolve().parents[2]
-PHOTO = "test_1175.png"  # a 128 px tight crop of a masked face
+PHOTO = "test_219.png"  # a tight crop of a face in a white surgical mask
 
 
 @pytest.fixture(scope="module")
