@@ -41,7 +41,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--use-fake-device-for-media-stream",  # a synthetic camera...
                  "--use-fake-ui-for-media-stream"]  # ...that the page may use without asking
 SERVER_LIFETIME_S = 300  # the server stops by itself after this, whatever happens here
-FACE = "test_1175.png"  # a 128 px tight crop of a masked face
+FACE = "train_1711.png"  # a 128 px tight crop of a face in a surgical mask
 
 
 @pytest.fixture
