@@ -67,9 +67,10 @@ class FaceSet:
 
 
 def default_cache_dir() -> Path:
-    """The user cache (XDG_CACHE_HOME or ~/.cache); read only at the CLI edge."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "realtime-unmask" / "faces"
+    """Aligned faces in the user cache; read only at the CLI edge."""
+    from training.downloads import cache_file
+
+    return cache_file("faces")
 
 
 def list_images(folder: Path) -> list[Path]:

