@@ -25,6 +25,7 @@ The rule, in canonical crop coordinates (``realtime.align.CANONICAL_XY``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -81,17 +82,24 @@ class CoveringConfig:
                 raise ValueError(message)
 
 
+@cache
 def below_eyes(size: int) -> np.ndarray:
-    """(S, 1) float32 column: 1 on and below the eye line, 0 above it."""
+    """(S, 1) float32 column, read-only: 1 on and below the eye line, 0 above it. Computed
+    once per crop size: every face of every frame uses it."""
     rows = np.arange(size, dtype=np.float32)[:, None]
-    return (rows >= EYE_Y * size).astype(np.float32)
+    column = (rows >= EYE_Y * size).astype(np.float32)
+    column.flags.writeable = False
+    return column
 
 
+@cache
 def mouth_disc(size: int, radius: float) -> np.ndarray:
-    """(S, S) bool: the mouth-and-nose disc of a crop of side ``size``."""
+    """(S, S) bool, read-only: the mouth-and-nose disc of a crop of side ``size``."""
     yy, xx = np.mgrid[0:size, 0:size]
     cx, cy = MOUTH_NOSE_XY[0] * size, MOUTH_NOSE_XY[1] * size
-    return (xx - cx) ** 2 + (yy - cy) ** 2 <= (radius * size) ** 2
+    disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= (radius * size) ** 2
+    disc.flags.writeable = False
+    return disc
 
 
 def plausible_covering(binary_hw: np.ndarray, config: CoveringConfig,
