@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 PSNR_CAP_DB = 100.0
 METRICS = ("psnr", "ssim", "mse", "psnr_mask", "ssim_mask", "mse_mask")
 LPIPS_BOX_PX = 64
-"""Side the hole's box is resized to for LPIPS (the trainer's ``hole_box_lpips`` uses 64)."""
+"""Side the hole's box is resized to for LPIPS (the trainer validates with the same)."""
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
@@ -131,7 +131,7 @@ def checkerboard_score(out: torch.Tensor, target: torch.Tensor,
 def hole_boxes(images: torch.Tensor, mask: torch.Tensor,
                size: int = LPIPS_BOX_PX) -> tuple[torch.Tensor, torch.Tensor]:
     """(each image's mask box area-resized to ``size`` px (N, C, size, size), which masks were
-    non-empty (N,) bool); empty masks give zeros. The box and resize of ``hole_box_lpips``."""
+    non-empty (N,) bool); empty masks give zeros. The box the LPIPS metric looks at."""
     crops = images.new_zeros((len(images), images.shape[1], size, size))
     present = torch.zeros(len(images), dtype=torch.bool)
     for i in range(len(images)):
@@ -146,9 +146,8 @@ def hole_boxes(images: torch.Tensor, mask: torch.Tensor,
 def lpips_hole(lpips: torch.nn.Module, outs: Sequence[torch.Tensor], target: torch.Tensor,
                mask: torch.Tensor, size: int = LPIPS_BOX_PX) -> list[torch.Tensor]:
     """(N,) LPIPS inside each mask's box (RGB in [-1, 1]) for each of ``outs``; 0 for an empty
-    mask. The trainer's ``hole_box_lpips`` (tested equal), but the batch goes through VGG16
-    at once and the target's features are computed once for every output: ~10x faster on a
-    CPU than one image at a time."""
+    mask. Equal to LPIPS of each box alone (tested), but the batch goes through VGG16 at once
+    and the target's features are computed once for every output: ~10x faster on a CPU."""
     target_crops, present = hole_boxes(target, mask, size)
     values = [target.new_zeros(len(target)) for _ in outs]
     if not present.any():

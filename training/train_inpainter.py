@@ -51,6 +51,7 @@ from training.common import (
     warm_start,
 )
 from training.data import OcclusionDataset
+from training.eval_metrics import lpips_hole
 from training.evaluate import generate, image_metrics
 from training.losses import reconstruction_loss
 from training.models import build_discriminator, build_generator
@@ -121,22 +122,6 @@ def lower_face(x: torch.Tensor, size: int = 64) -> torch.Tensor:
     return F.interpolate(x[..., y0:y1, x0:x1], size=(size, size), mode="area")
 
 
-def hole_box_lpips(lpips: torch.nn.Module, out: torch.Tensor, target: torch.Tensor,
-                   mask: torch.Tensor, size: int = 64) -> torch.Tensor:
-    """(N,) LPIPS inside each mask's bounding box (resized to ``size`` px)."""
-    values = []
-    for o, t, m in zip(out, target, mask, strict=True):
-        rows, cols = torch.nonzero(m[0] > 0.5, as_tuple=True)
-        if len(rows) == 0:
-            values.append(out.new_zeros(()))
-            continue
-        box = (slice(None), slice(int(rows.min()), int(rows.max()) + 1),
-               slice(int(cols.min()), int(cols.max()) + 1))
-        pair = [F.interpolate(v[box][None], size=(size, size), mode="area") for v in (o, t)]
-        values.append(lpips(*pair)[0])
-    return torch.stack(values)
-
-
 @torch.no_grad()
 def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfig,
              lpips: torch.nn.Module | None, grid_path: Path | None = None) -> dict:
@@ -151,7 +136,7 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
         values = image_metrics((out + 1) / 2, (batch["clean"] + 1) / 2, batch["mask"])
         values["rec"] = reconstruction_loss(out, batch["clean"], batch["valid"]).expand(len(ks))
         if lpips is not None:
-            values["lpips_hole"] = hole_box_lpips(lpips, out, batch["clean"], batch["mask"])
+            values["lpips_hole"] = lpips_hole(lpips, [out], batch["clean"], batch["mask"])[0]
         for name, v in values.items():
             sums[name] = sums.get(name, 0.0) + float(v.sum())
         if start == 0 and grid_path is not None:
