@@ -16,10 +16,12 @@ nothing is downloaded; ``--perceptual-weight 0`` trains without); a whole-image 
 (weight 0.3) with feature matching (weight 5) from the start and a mask-region PatchGAN
 (weight 0.7, input: the composite and the mask) from 40% of the run on, i.e. of ``--steps`` or
 of ``--minutes``, whichever runs out first; vanilla (BCE) GAN losses; Adam with two
-time-scale rates (1e-4 generator, 4e-4 discriminators, betas 0.5/0.999).
+time-scale rates (1e-4 generator, 4e-4 discriminators, betas 0.5/0.999). ``--identity-weight
+W`` adds W x (1 - ArcFace cosine) of output and clean face (``training.identity_loss``, the
+w600k_mbf ONNX run in torch; off by default, used to fine-tune with ``--init``).
 
-Validation reports PSNR/SSIM over the crop and in the hole, and LPIPS in the hole's box; the
-checkpoint with the lowest LPIPS is kept as ``out/generator.safetensors`` (the last one as
+Validation reports PSNR/SSIM over the crop and in the hole, and LPIPS in the hole's box, and
+the ArcFace cosine when the model is in the cache; the checkpoint with the lowest LPIPS is kept as ``out/generator.safetensors`` (the last one as
 ``out/last.safetensors``). Also ``out/train_state.*`` (for ``--resume``),
 ``out/samples/step_*.png`` (input | mask | output | target) and ``out/metrics.jsonl``.
 """
@@ -55,6 +57,7 @@ from training.eval_metrics import lpips_hole
 from training.evaluate import generate, image_metrics
 from training.losses import reconstruction_loss
 from training.models import build_discriminator, build_generator
+from training.identity_loss import TorchArcFace, embed, identity_loss
 from training.vgg import default_weights_path, load_vgg, perceptual_loss
 
 LOWER_FACE = (0.2, 0.3, 0.8, 0.9)
@@ -90,6 +93,10 @@ class InpainterConfig(TrainConfig):
     """Weight of feature matching on the whole-face discriminator's activations."""
     blocks: int = 1
     """Inverted-residual blocks after each down and up block of the generator."""
+    identity_weight: float = 0.0
+    """Weight of 1 - ArcFace cosine(output, clean) (``training.identity_loss``); 0: off."""
+    arcface: Path | None = None
+    """ArcFace ONNX (``python -m training.identity fetch``); None: the user cache."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -98,11 +105,13 @@ class InpainterConfig(TrainConfig):
             (0 < self.lr_gen < 1 and 0 < self.lr_disc < 1,
              f"learning rates must be in (0, 1), got {self.lr_gen}, {self.lr_disc}"),
             (min(self.rec_weight, self.adv_whole, self.adv_region, self.perceptual_weight,
-                 self.fm_weight) >= 0, "loss weights must be >= 0"),
+                 self.fm_weight, self.identity_weight) >= 0, "loss weights must be >= 0"),
             (0 <= self.region_start <= 1,
              f"--region-start must be in [0, 1], got {self.region_start}"),
             (0 <= self.blocks <= 3, f"--blocks must be 0..3, got {self.blocks}"),
             (self.vgg is None or self.vgg.is_file(), f"--vgg file not found: {self.vgg}"),
+            (self.arcface is None or self.arcface.is_file(),
+             f"--arcface file not found: {self.arcface}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -124,9 +133,11 @@ def lower_face(x: torch.Tensor, size: int = 64) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfig,
-             lpips: torch.nn.Module | None, grid_path: Path | None = None) -> dict:
+             lpips: torch.nn.Module | None, grid_path: Path | None = None,
+             arcface: torch.nn.Module | None = None) -> dict:
     """Reconstruction loss, PSNR/SSIM over the crop and inside the mask, LPIPS in the mask's
-    box, on fixed samples."""
+    box and the ArcFace cosine to the clean face (when those nets are given), on fixed
+    samples."""
     gen.eval()
     sums: dict[str, float] = {}
     for start in range(0, len(val), config.batch_size):
@@ -137,12 +148,25 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
         values["rec"] = reconstruction_loss(out, batch["clean"], batch["valid"]).expand(len(ks))
         if lpips is not None:
             values["lpips_hole"] = lpips_hole(lpips, [out], batch["clean"], batch["mask"])[0]
+        if arcface is not None:
+            values["arcface"] = (embed(arcface, out) * embed(arcface, batch["clean"])).sum(1)
         for name, v in values.items():
             sums[name] = sums.get(name, 0.0) + float(v.sum())
         if start == 0 and grid_path is not None:
             save_grid(grid_path, [batch["masked"], batch["mask"], out, batch["clean"]])
     gen.train()
     return {f"val_{k}": v / len(val) for k, v in sums.items() if not k.startswith("mse")}
+
+
+def load_arcface(config: InpainterConfig) -> torch.nn.Module | None:
+    """The differentiable ArcFace: needed for ``--identity-weight`` > 0, else loaded only to
+    validate identity when it is in the cache."""
+    from training.identity import default_arcface_path, find_arcface
+
+    if config.identity_weight == 0 and not (config.arcface or default_arcface_path()).is_file():
+        return None
+    model = TorchArcFace.from_onnx(find_arcface(config.arcface))
+    return model.to(memory_format=torch.channels_last).requires_grad_(False)
 
 
 def build_models(config: InpainterConfig) -> tuple[torch.nn.Module, ...]:
@@ -183,8 +207,8 @@ class Losses:
     """The generator's and discriminators' losses of one batch, written out plainly."""
 
     def __init__(self, config: InpainterConfig, models: dict, vgg: torch.nn.Module | None,
-                 ) -> None:
-        self.config, self.vgg = config, vgg
+                 arcface: torch.nn.Module | None = None) -> None:
+        self.config, self.vgg, self.arcface = config, vgg, arcface
         self.gen, self.d_whole, self.d_region = (models[k] for k in
                                                  ("generator", "d_whole", "d_region"))
 
@@ -216,9 +240,12 @@ class Losses:
         terms["perc"] = (perceptual_loss(self.vgg, lower_face(fake), lower_face(clean),
                                          lower_face(valid), (1.0, 1.0, 1.0))
                          if self.vgg is not None else torch.zeros(()))
+        terms["id"] = (identity_loss(self.arcface, fake, clean) if self.arcface is not None
+                       else torch.zeros(()))
         terms["total"] = (cfg.rec_weight * terms["rec"] + cfg.adv_whole * terms["adv_w"]
                           + cfg.adv_region * terms["adv_r"] + cfg.fm_weight * terms["fm"]
-                          + cfg.perceptual_weight * terms["perc"])
+                          + cfg.perceptual_weight * terms["perc"]
+                          + cfg.identity_weight * terms["id"])
         return terms
 
 
@@ -236,7 +263,9 @@ def train(config: InpainterConfig) -> dict:
     opt_dr = torch.optim.Adam(d_region.parameters(), lr=config.lr_disc, betas=betas)
     models = {"generator": gen, "d_whole": d_whole, "d_region": d_region}
     optimizers = {"gen": opt_g, "d_whole": opt_dw, "d_region": opt_dr}
-    losses = Losses(config, models, vgg if config.perceptual_weight > 0 else None)
+    arcface = load_arcface(config)
+    losses = Losses(config, models, vgg if config.perceptual_weight > 0 else None,
+                    arcface if config.identity_weight > 0 else None)
     step, seconds_before, region_step, metrics, best_lpips = 0, 0.0, None, {}, None
     if config.resume:
         info = load_train_state(config.out, models=models, optimizers=optimizers)
@@ -294,7 +323,7 @@ def train(config: InpainterConfig) -> dict:
             log.write(json.dumps({"step": step, **logged}) + "\n")
             if step % config.val_every == 0 or step == config.steps or budget.spent():
                 metrics = validate(gen, val_set, config, lpips,
-                                   config.out / "samples" / f"step_{step:06d}.png")
+                                   config.out / "samples" / f"step_{step:06d}.png", arcface)
                 bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}"
                                                        for k, v in metrics.items()))
                 log.write(json.dumps({"step": step, **metrics}) + "\n")
@@ -318,18 +347,21 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
     parser.add_argument("--depth", type=int, default=d["depth"].default)
     parser.add_argument("--refine", action="store_true")
     for name in ("lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
-                 "region_start", "perceptual_weight", "fm_weight"):
+                 "region_start", "perceptual_weight", "fm_weight", "identity_weight"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=d[name].default)
     for name in ("disc_width", "disc_layers", "blocks"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
     parser.add_argument("--vgg", type=Path, default=None,
                         help="VGG16/LPIPS weights from `python -m training.vgg convert` "
                              "(default: the user cache)")
+    parser.add_argument("--arcface", type=Path, default=None,
+                        help="ArcFace ONNX for --identity-weight, from `python -m "
+                             "training.identity fetch` (default: the user cache)")
     args = parser.parse_args(argv)
     extra = {name: getattr(args, name) for name in (
         "depth", "refine", "lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
         "region_start", "disc_width", "disc_layers", "vgg", "perceptual_weight",
-        "fm_weight", "blocks")}
+        "fm_weight", "blocks", "identity_weight", "arcface")}
     return InpainterConfig(**common_kwargs(args), **extra)
 
 
