@@ -20,10 +20,10 @@ time-scale rates (1e-4 generator, 4e-4 discriminators, betas 0.5/0.999). ``--ide
 W`` adds W x (1 - ArcFace cosine) of output and clean face (``training.identity_loss``, the
 w600k_mbf ONNX run in torch; off by default, used to fine-tune with ``--init``).
 
-Validation reports PSNR/SSIM over the crop and in the hole, and LPIPS in the hole's box, and
-the ArcFace cosine when the model is in the cache; the checkpoint with the lowest LPIPS is kept as ``out/generator.safetensors`` (the last one as
-``out/last.safetensors``). Also ``out/train_state.*`` (for ``--resume``),
-``out/samples/step_*.png`` (input | mask | output | target) and ``out/metrics.jsonl``.
+Validation reports PSNR/SSIM over the crop and in the hole, LPIPS in the hole's box and, when
+the model is in the cache, the ArcFace cosine; the checkpoint with the lowest LPIPS is kept as
+``out/generator.safetensors`` (the last one as ``out/last.safetensors``). Also
+``out/train_state.*`` (for ``--resume``), ``out/samples/step_*.png`` (input | mask | output | target) and ``out/metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ from training.common import (
 from training.data import OcclusionDataset
 from training.eval_metrics import lpips_hole
 from training.evaluate import generate, image_metrics
+from training.identity_loss import TorchArcFace, embed, identity_loss
 from training.losses import reconstruction_loss
 from training.models import build_discriminator, build_generator
-from training.identity_loss import TorchArcFace, embed, identity_loss
 from training.vgg import default_weights_path, load_vgg, perceptual_loss
 
 LOWER_FACE = (0.2, 0.3, 0.8, 0.9)
