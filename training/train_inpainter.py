@@ -23,7 +23,8 @@ w600k_mbf ONNX run in torch; off by default, used to fine-tune with ``--init``).
 Validation reports PSNR/SSIM over the crop and in the hole, LPIPS in the hole's box and, when
 the model is in the cache, the ArcFace cosine; the checkpoint with the lowest LPIPS is kept as
 ``out/generator.safetensors`` (the last one as ``out/last.safetensors``). Also
-``out/train_state.*`` (for ``--resume``), ``out/samples/step_*.png`` (input | mask | output | target) and ``out/metrics.jsonl``.
+``out/train_state.*`` (for ``--resume``), ``out/samples/step_*.png`` (input | mask | output |
+target) and ``out/metrics.jsonl``.
 """
 
 from __future__ import annotations
