@@ -70,7 +70,7 @@ def load_engines(config: EngineConfig, log: Callable[[str], None] = print) -> En
     """Load the segmenter and generator on the best backend ``config`` allows, warmed up.
 
     Raises EngineError when no allowed backend can run (one line per reason), and
-    training.checkpoint.CheckpointError for an unreadable or mismatched checkpoint.
+    engines.checkpoint.CheckpointError for an unreadable or mismatched checkpoint.
     """
     cache = ArtefactCache(config.cache_dir or default_cache_dir(), log)
     sources = {kind: resolve_weights(kind, _checkpoint(config, kind), crop_size=config.crop_size,

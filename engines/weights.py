@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engines import probe
+from engines import checkpoint, probe
 from engines.base import BackendUnavailable, EngineError
-from training import checkpoint
 
 if TYPE_CHECKING:
     from torch import nn

@@ -160,7 +160,7 @@ def common_kwargs(args: argparse.Namespace) -> dict:
 def run_trainer(parse: Callable[[list[str] | None], Any], train: Callable[[Any], dict],
                 argv: list[str] | None) -> int:
     """A trainer's command line: one-line errors, exit 130 on Ctrl-C, the result as JSON."""
-    from training.checkpoint import CheckpointError
+    from engines.checkpoint import CheckpointError
 
     try:
         result = train(parse(argv))
@@ -314,7 +314,7 @@ def load_train_state(out: Path, *, models: dict[str, nn.Module],
 
 def warm_start(model: nn.Module, path: Path, kind: str) -> None:
     """Copies a checkpoint's weights into ``model`` (same architecture required)."""
-    from training.checkpoint import load_checkpoint
+    from engines.checkpoint import load_checkpoint
 
     source, _ = load_checkpoint(path, expected_kind=kind)
     try:

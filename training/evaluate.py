@@ -132,7 +132,7 @@ class EvalConfig:
 
 
 def _checkpoint(kind: str, path: Path | None) -> tuple[torch.nn.Module, dict, Path]:
-    from training.checkpoint import bundled_checkpoint, load_checkpoint
+    from engines.checkpoint import bundled_checkpoint, load_checkpoint
 
     path = path or bundled_checkpoint(kind)
     if path is None:
@@ -393,7 +393,7 @@ def parse_config(argv: list[str] | None) -> EvalConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.checkpoint import CheckpointError
+    from engines.checkpoint import CheckpointError
 
     try:
         config = parse_config(argv)

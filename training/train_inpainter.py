@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from engines.models import build_generator
 from training.common import (
     Budget,
     TrainConfig,
@@ -54,11 +55,11 @@ from training.common import (
     warm_start,
 )
 from training.data import OcclusionDataset
+from training.discriminator import build_discriminator
 from training.eval_metrics import lpips_hole
 from training.evaluate import generate, image_metrics
 from training.identity_loss import TorchArcFace, embed, identity_loss
 from training.losses import reconstruction_loss
-from training.models import build_discriminator, build_generator
 from training.vgg import default_weights_path, load_vgg, perceptual_loss
 
 LOWER_FACE = (0.2, 0.3, 0.8, 0.9)
@@ -188,7 +189,7 @@ def save_outputs(models: dict, optimizers: dict, config: InpainterConfig, step: 
     """The training state, the last checkpoint, and the best one (lowest LPIPS) if ``best``."""
     import shutil
 
-    from training.checkpoint import save_checkpoint
+    from engines.checkpoint import save_checkpoint
 
     save_train_state(config.out, step=step, models=models, optimizers=optimizers, info=info)
     last = config.out / "last.safetensors"

@@ -6,7 +6,7 @@
 
 Loss: BCE + Dice on the mask logits. Validation (fixed occlusions on the validation split)
 reports per-image IoU and F1 at probability 0.5. Writes ``out/segmenter.safetensors`` (via
-``training.checkpoint.save_checkpoint``), ``out/train_state.{safetensors,json}`` for
+``engines.checkpoint.save_checkpoint``), ``out/train_state.{safetensors,json}`` for
 ``--resume``, ``out/samples/step_*.png`` (input | mask | prediction | target) and
 ``out/metrics.jsonl``.
 """
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from engines.models import build_segmenter
 from training.common import (
     Budget,
     TrainConfig,
@@ -38,7 +39,6 @@ from training.common import (
 )
 from training.data import OcclusionDataset
 from training.losses import dice_loss
-from training.models import build_segmenter
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def validate(model: torch.nn.Module, val: OcclusionDataset, config: SegmenterCon
 def save_outputs(model: torch.nn.Module, opt: torch.optim.Optimizer, config: SegmenterConfig,
                  step: int, info: dict, metrics: dict, summary: dict) -> None:
     """The training state for --resume and the checkpoint the app loads."""
-    from training.checkpoint import save_checkpoint
+    from engines.checkpoint import save_checkpoint
 
     save_train_state(config.out, step=step, models={"segmenter": model},
                      optimizers={"adam": opt}, info=info)

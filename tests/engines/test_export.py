@@ -11,9 +11,9 @@ import torch
 
 from engines import EngineError, Engines, export_onnx, rewrite_upsampling
 from engines.base import CHANNELS
+from engines.checkpoint import random_model
 from engines.export import check_parity, parity_inputs
-from training.checkpoint import random_model
-from training.models import build_generator, build_segmenter
+from engines.models import build_generator, build_segmenter
 
 TINY = {"segmenter": {"width": 4, "depth": 3}, "generator": {"width": 4, "depth": 2,
                                                             "dilation_rates": (2,)}}

@@ -19,7 +19,7 @@ from engines import (
     probe,
 )
 from engines.base import CHANNELS
-from training.checkpoint import random_model, save_checkpoint
+from engines.checkpoint import random_model, save_checkpoint
 
 MAX_BATCH = 3  # as in conftest.cpu_engines
 REPO = Path(__file__).resolve().parents[2]

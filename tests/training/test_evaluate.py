@@ -259,7 +259,7 @@ def test_negatives_are_seeded_and_leave_bare_faces_alone(faces) -> None:
 
 
 def random_checkpoints(folder: Path) -> dict[str, Path]:
-    from training.checkpoint import random_model, save_checkpoint
+    from engines.checkpoint import random_model, save_checkpoint
 
     paths = {}
     for name, kind, seed in (("generator", "generator", 0), ("baseline", "generator", 1),

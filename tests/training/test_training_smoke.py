@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from engines.checkpoint import load_checkpoint
 from training import train_inpainter, train_segmenter
-from training.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from training import checkpoint
-from training.checkpoint import (
+from engines import checkpoint
+from engines.checkpoint import (
     CheckpointError,
     checkpoint_digest,
     load_checkpoint,
@@ -19,7 +19,7 @@ from training.checkpoint import (
     read_metadata,
     save_checkpoint,
 )
-from training.models import build_generator, build_segmenter
+from engines.models import build_generator, build_segmenter
 
 TINY = {"segmenter": {"width": 4, "depth": 2}, "generator": {"width": 4, "depth": 2,
                                                             "dilation_rates": (2,)}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.models import BUILDERS, build_discriminator, build_generator, build_segmenter
+from engines.models import BUILDERS, build_generator, build_segmenter
 
 
 @pytest.mark.parametrize("size", [64, 128])
@@ -58,13 +58,6 @@ def test_innermost_level_has_no_instance_norm_or_dropout() -> None:
     assert seg(torch.randn(2, 3, 128, 128)).shape == (2, 1, 128, 128)
 
 
-def test_discriminator_gives_patch_logits() -> None:
-    disc = build_discriminator(in_channels=3, width=8)
-    logits = disc(torch.randn(2, 3, 128, 128))
-    assert logits.ndim == 4 and logits.shape[0] == 2 and logits.shape[1] == 1
-    assert logits.shape[2] > 1  # a grid of patches, not one score
-
-
 def test_builders_map_names_to_functions() -> None:
     assert BUILDERS == {"segmenter": build_segmenter, "generator": build_generator}
 
@@ -98,7 +91,7 @@ def test_checkpoints_written_before_the_new_arguments_load_as_they_were(tmp_path
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from training.checkpoint import METADATA_KEY, load_checkpoint, save_checkpoint
+    from engines.checkpoint import METADATA_KEY, load_checkpoint, save_checkpoint
 
     path = tmp_path / "old.safetensors"
     save_checkpoint(path, build_generator(width=8, upsample="transposed"), kind="generator",
@@ -110,10 +103,3 @@ def test_checkpoints_written_before_the_new_arguments_load_as_they_were(tmp_path
     save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(header)})
     model, _ = load_checkpoint(path, expected_kind="generator")
     assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
-
-
-def test_discriminator_features_for_feature_matching() -> None:
-    disc = build_discriminator(in_channels=3, width=8)
-    x = torch.randn(2, 3, 64, 64)
-    logits, feats = disc.forward_features(x)
-    assert torch.equal(logits, disc(x)) and len(feats) == 3

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 METADATA_KEY = "realtime_unmask"
 KINDS = ("segmenter", "generator")
-_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "training" / "weights"
+"""The shipped weights: the trainers' output, installed as ``training`` package data. A
+path, not an import: reading them needs nothing from the training code."""
 
 
 class CheckpointError(ValueError):
@@ -186,7 +188,7 @@ def _complete_arch(kind: str, arch: dict[str, Any]) -> dict[str, Any]:
 
     Recording the defaults makes a checkpoint mean the same model even if a default changes.
     """
-    from training.models import BUILDERS
+    from engines.models import BUILDERS
 
     defaults = {name: p.default for name, p in inspect.signature(BUILDERS[kind]).parameters.items()
                 if p.default is not inspect.Parameter.empty}
@@ -199,7 +201,7 @@ def _complete_arch(kind: str, arch: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build(kind: str, arch: dict[str, Any]) -> nn.Module:
-    from training.models import BUILDERS, LEGACY_ARCH
+    from engines.models import BUILDERS, LEGACY_ARCH
 
     try:  # checkpoints written before an argument existed were built the old way
         return BUILDERS[kind](**{**LEGACY_ARCH, **arch})
