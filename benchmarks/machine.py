@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from training.revision import git_revision
+
 PACKAGES = ("realtime-unmask", "torch", "onnxruntime", "mediapipe", "opencv-contrib-python",
             "av", "numpy", "torch-tensorrt", "nvidia-ml-py")
 REPO = Path(__file__).resolve().parents[1]
@@ -38,8 +40,6 @@ def versions() -> dict[str, str | None]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = None
-    from training.common import git_revision
-
     found["code_revision"] = git_revision(short=True, mark_dirty=True)
     return found
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from torch import nn
 from training.data import MIXES, OcclusionConfig, OcclusionDataset
 from training.faces import FaceSet, default_cache_dir, list_images, load_faces, split_faces
 from training.occluders import load_occluders
+from training.revision import git_revision
 
 REPO = Path(__file__).resolve().parents[1]
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
@@ -220,24 +220,6 @@ def _first(faces: FaceSet, n: int) -> FaceSet:
     if n >= len(faces):
         return faces
     return faces.subset(np.linspace(0, len(faces) - 1, n).round().astype(np.int64))
-
-
-def git_revision(*, short: bool = False, mark_dirty: bool = False) -> str | None:
-    """The checked-out commit of this repository (None outside a git checkout); with
-    ``mark_dirty``, "-dirty" appended when tracked files differ from it."""
-    def git(*args: str) -> str | None:
-        try:
-            result = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                                    timeout=10, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    revision = git("rev-parse", *(["--short"] if short else []), "HEAD")
-    if not revision or not mark_dirty:
-        return revision or None
-    return revision + ("-dirty" if git("status", "--porcelain", "--untracked-files=no")
-                       else "")
 
 
 def run_meta(config: TrainConfig, summary: dict, metrics: dict, step: int,

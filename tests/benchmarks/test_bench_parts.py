@@ -4,6 +4,8 @@ and configuration checks."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -147,9 +149,18 @@ def test_utilisation_samples_the_gpu_through_nvml(monkeypatch) -> None:
 
 def test_versions_name_the_checked_out_commit() -> None:
     from benchmarks.machine import versions
-    from training.common import git_revision
+    from training.revision import git_revision
 
     full = git_revision()
     recorded = versions()["code_revision"]
     assert full and len(full) == 40
     assert recorded and full.startswith(recorded.removesuffix("-dirty"))
+
+
+def test_recording_the_machine_and_versions_does_not_import_torch() -> None:
+    code = ("import sys; from benchmarks.machine import versions; versions(); "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False"]
