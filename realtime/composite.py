@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from realtime.align import Alignment, crop_roi, warp_to_frame
+from realtime.face.align import Alignment, crop_roi, warp_to_frame
 
 
 def feather(mask_hw: np.ndarray, radius_px: int) -> np.ndarray:

@@ -5,7 +5,7 @@ burned-in box destroys real pixels. Per crop, ``plausible_covering`` keeps only 
 that look like a covering of the lower face; per tracked face, ``CoveringVotes`` decides over
 frames, with hysteresis, whether the face wears one at all.
 
-The rule, in canonical crop coordinates (``realtime.align.CANONICAL_XY``):
+The rule, in canonical crop coordinates (``realtime.face.align.CANONICAL_XY``):
 - nothing above the eye line is ever painted;
 - thin structures (lines, box edges, text strokes: narrower than ``2 * open_px + 1`` pixels)
   are removed by a morphological opening;
@@ -30,7 +30,7 @@ from functools import cache
 import cv2
 import numpy as np
 
-from realtime.align import CANONICAL_XY
+from realtime.face.align import CANONICAL_XY
 
 EYE_Y = float(CANONICAL_XY[0, 1])
 """The eye line as a fraction of the crop side: no painted pixel lies above it."""

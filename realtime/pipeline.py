@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from realtime.align import Alignment, estimate_alignment, reference_points, warp_to_crop
 from realtime.composite import (
     composite,
     feather,
@@ -24,6 +23,7 @@ from realtime.composite import (
     telea_inpaint,
 )
 from realtime.covering import CoveringConfig, CoveringVotes, below_eyes, plausible_covering
+from realtime.face.align import Alignment, estimate_alignment, reference_points, warp_to_crop
 from realtime.smoothing import MaskSmoothers, SmoothingConfig
 from realtime.types import Face, Frame, Inpainter
 

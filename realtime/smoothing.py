@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realtime.align import Alignment
+from realtime.face.align import Alignment
 
 
 @dataclass(frozen=True)

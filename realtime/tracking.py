@@ -24,7 +24,7 @@ failed or it has none, or it is held), so that a lost face is looked for at once
 
 The mesh (~9 ms a face, as static mode runs MediaPipe's detector inside the crop too) then
 runs on a followed face only every ``mesh_every`` frames; in between, optical flow on a few
-textured landmarks moves all of them by a similarity (``realtime.landmarks``), and the mesh
+textured landmarks moves all of them by a similarity (``realtime.face.landmarks``), and the mesh
 runs after all where the flow's check fails.
 """
 
@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 from mediapipe.python.solutions.face_detection import FaceDetection
 
-from realtime.landmarks import (
+from realtime.face.landmarks import (
     FlowPatch,
     check_image,
     eyes_agree,

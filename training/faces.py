@@ -1,7 +1,7 @@
 """Real unmasked faces, aligned once with the pipeline's own code and cached on disk.
 
-Every image of a folder is aligned with the face mesh of ``realtime.landmarks`` and the
-canonical crop of ``realtime.align``; the crop, its 468 landmarks in crop pixels and a validity
+Every image of a folder is aligned with the face mesh of ``realtime.face.landmarks`` and the
+canonical crop of ``realtime.face.align``; the crop, its 468 landmarks in crop pixels and a validity
 mask (which crop pixels came from the photo and which from the replicated border) are cached:
 
     faces = load_faces([Path("../shared/data/faces/celebahq_192")], crop_size=128,
@@ -93,13 +93,13 @@ def align_images(paths: Sequence[Path], crop_size: int, *, progress: bool = Fals
     """Face-mesh landmarks, canonical alignment, crop and validity of each image (no cache)."""
     from tqdm import tqdm
 
-    from realtime.align import (
+    from realtime.face.align import (
         affine_points,
         estimate_alignment,
         reference_points,
         warp_to_crop,
     )
-    from realtime.landmarks import CropLandmarker, detect_landmarks_on_crop
+    from realtime.face.landmarks import CropLandmarker, detect_landmarks_on_crop
 
     crops, marks, valids, names, skipped = [], [], [], [], 0
     with CropLandmarker() as landmarker:
@@ -128,7 +128,7 @@ def align_images(paths: Sequence[Path], crop_size: int, *, progress: bool = Fals
 
 def cache_key(paths: Sequence[Path], crop_size: int) -> str:
     """Hash of the file list (names, sizes), crop size, code version and canonical layout."""
-    from realtime.align import CANONICAL_XY, POINT_WEIGHTS
+    from realtime.face.align import CANONICAL_XY, POINT_WEIGHTS
 
     h = hashlib.sha256(f"v{CODE_VERSION}|{crop_size}".encode())
     h.update(CANONICAL_XY.tobytes() + POINT_WEIGHTS.tobytes())

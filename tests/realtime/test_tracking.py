@@ -16,7 +16,7 @@ import pytest
 from mediapipe.framework.formats import landmark_pb2
 
 from realtime import tracking
-from realtime.landmarks import (
+from realtime.face.landmarks import (
     NUM_LANDMARKS,
     CropLandmarker,
     _normalized_xy,

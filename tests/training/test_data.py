@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.align import CANONICAL_XY
+from realtime.face.align import CANONICAL_XY
 from training import faces as faces_module
 from training.data import GENERATOR_MIX, SEGMENTER_MIX, OcclusionConfig, OcclusionDataset
 from training.distractors import DISTRACTORS

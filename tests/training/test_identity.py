@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.align import CANONICAL_XY
+from realtime.face.align import CANONICAL_XY
 from training import identity
 from training.identity import (
     ARCFACE_TEMPLATE_XY,
@@ -139,8 +139,8 @@ def arcface(model_path: Path) -> ArcFace:
 @pytest.fixture(scope="module")
 def rmfd_crops(shared_data: Path) -> np.ndarray:
     """Three rmfd faces aligned to 128 px canonical crops the way training aligns its faces."""
-    from realtime.align import estimate_alignment, reference_points, warp_to_crop
-    from realtime.landmarks import CropLandmarker, detect_landmarks_on_crop
+    from realtime.face.align import estimate_alignment, reference_points, warp_to_crop
+    from realtime.face.landmarks import CropLandmarker, detect_landmarks_on_crop
 
     crops = []
     with CropLandmarker() as landmarker:

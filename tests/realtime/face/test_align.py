@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.align import (
+from realtime.face.align import (
     CANONICAL_XY,
     crop_roi,
     estimate_alignment,

@@ -1,6 +1,6 @@
 """Face-mesh landmarks on face crops, and carrying them from frame to frame by optical flow.
 
-    from realtime.landmarks import CropLandmarker
+    from realtime.face.landmarks import CropLandmarker
 
     with CropLandmarker() as landmarker:        # tight face crops, e.g. to align training data
         landmarks_xy = landmarker(crop_rgb)     # (468, 2) in crop pixels, or None
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from mediapipe.python.solutions.face_mesh import FaceMesh
 
-from realtime.align import affine_points
+from realtime.face.align import affine_points
 from realtime.types import Closing
 
 MESH_RIGHT_EYE = (33, 133, 159, 145)
