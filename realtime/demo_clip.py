@@ -27,15 +27,10 @@ import cv2
 import numpy as np
 import skimage.data
 
+from realtime.face import mesh
 from realtime.tracking import FaceTracker, TrackerConfig
 from realtime.types import SinkError, UnmaskError
 
-MASK_TOP = (234, 118, 197, 347, 454)
-"""Mesh indices along the mask's upper edge, image left to right: cheek side by the ear,
-under the eye, nose bridge, under the other eye, the other side."""
-MASK_BOTTOM = (234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152,
-               377, 400, 378, 379, 365, 397, 288, 361, 323, 454)  # fmt: skip
-"""Mesh indices along the jaw, image left to right, from one cheek side round the chin."""
 MASK_RGB = np.array([160, 202, 228], dtype=np.float32)
 """Surgical-mask light blue."""
 CAMERA_PERIOD_S = 4.0
@@ -73,11 +68,11 @@ def _mask_edges(landmarks_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     A pulled-on mask stands off the face: the lower edge passes well under the chin and the
     sides a little outside the cheeks.
     """
-    center_xy = landmarks_xy[1]  # nose tip
-    face_height = float(np.linalg.norm(landmarks_xy[152] - landmarks_xy[6]))
-    top_xy = landmarks_xy[list(MASK_TOP)].astype(np.float32)
+    center_xy = landmarks_xy[mesh.NOSE_TIP]
+    face_height = float(np.linalg.norm(landmarks_xy[mesh.CHIN] - landmarks_xy[mesh.NOSE_BRIDGE]))
+    top_xy = landmarks_xy[list(mesh.SURGICAL_MASK_TOP)].astype(np.float32)
     top_xy[2, 1] -= 0.04 * face_height  # over the bridge, not on it
-    bottom_xy = landmarks_xy[list(MASK_BOTTOM)].astype(np.float32)
+    bottom_xy = landmarks_xy[list(mesh.JAW_OUTLINE)].astype(np.float32)
     bottom_xy = center_xy + (bottom_xy - center_xy) * 1.06
     below_nose = np.clip((bottom_xy[:, 1] - center_xy[1]) / (0.6 * face_height), 0, 1)
     bottom_xy[:, 1] += 0.08 * face_height * below_nose**2

@@ -24,7 +24,7 @@ failed or it has none, or it is held), so that a lost face is looked for at once
 
 The mesh (~9 ms a face, as static mode runs MediaPipe's detector inside the crop too) then
 runs on a followed face only every ``mesh_every`` frames; in between, optical flow on a few
-textured landmarks moves all of them by a similarity (``realtime.face.landmarks``), and the mesh
+textured landmarks moves all of them by a similarity (``realtime.face.flow``), and the mesh
 runs after all where the flow's check fails.
 """
 
@@ -39,15 +39,13 @@ import cv2
 import numpy as np
 from mediapipe.python.solutions.face_detection import FaceDetection
 
+from realtime.face.flow import FlowPatch, flow_patch, propagate_landmarks
 from realtime.face.landmarks import (
-    FlowPatch,
     check_image,
     eyes_agree,
-    flow_patch,
     geometry_from_landmarks,
     mesh_in_crop,
     mesh_on_square,
-    propagate_landmarks,
     quiet_native_stderr,
     static_mesh,
     upright_affine,

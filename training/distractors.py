@@ -16,14 +16,10 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-EYES = ((33, 133, 159, 145), (362, 263, 386, 374))
-"""Mesh indices per eye: outer/inner corner (image order), upper and lower lid."""
-LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84,
-              181, 91, 146)
-JAW = (234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397,
-       288, 361, 323, 454)
-"""Face outline from the left ear, under the chin, to the right ear."""
-SUBNASALE, CHIN, MOUTH_CORNERS, CHEEKS = 2, 152, (61, 291), (50, 280)
+from realtime.face import mesh
+
+EYES = (mesh.RIGHT_EYE, mesh.LEFT_EYE)
+"""Per eye, in image order: its corners (image order), upper and lower lid."""
 OVERLAY_COLOURS = ((0, 255, 0), (255, 0, 0), (255, 255, 0), (0, 128, 255), (255, 255, 255),
                    (255, 0, 255), (0, 255, 255), (255, 128, 0))
 HAIR_COLOURS = ((25, 20, 18), (60, 40, 25), (110, 80, 50), (150, 140, 130), (200, 170, 110))
@@ -106,10 +102,9 @@ def glasses(image: np.ndarray, landmarks_xy: np.ndarray, rng: np.random.Generato
         cv2.ellipse(frame, tuple(map(int, c)), axes, 0, 0, 360, 255, thickness)
     (lx, ly), (rx, ry) = centres
     cv2.line(frame, (int(lx + axes[0]), int(ly)), (int(rx - axes[0]), int(ry)), 255, thickness)
-    cv2.line(frame, (int(lx - axes[0]), int(ly)), tuple(_pts(landmarks_xy, (234,))[0]), 255,
-             thickness)
-    cv2.line(frame, (int(rx + axes[0]), int(ry)), tuple(_pts(landmarks_xy, (454,))[0]), 255,
-             thickness)
+    temple_left, temple_right = _pts(landmarks_xy, mesh.OUTLINE_AT_EYES)
+    cv2.line(frame, (int(lx - axes[0]), int(ly)), tuple(temple_left), 255, thickness)
+    cv2.line(frame, (int(rx + axes[0]), int(ry)), tuple(temple_right), 255, thickness)
     out = image
     if rng.random() < 0.4:  # sunglasses
         tint = rng.uniform(5, 70, 3).astype(np.float32)
@@ -124,18 +119,18 @@ def beard(image: np.ndarray, landmarks_xy: np.ndarray, rng: np.random.Generator,
     """A beard along the jaw and chin and/or a moustache above the lips, in hair colours."""
     region = np.zeros(image.shape[:2], np.uint8)
     if rng.random() < 0.75:  # beard: the jaw outline closed through the mouth corners
-        jaw = _pts(landmarks_xy, JAW)
+        jaw = _pts(landmarks_xy, mesh.JAW_OUTLINE)
         lower = jaw[2:-2] if rng.random() < 0.5 else jaw[5:-5]  # full or chin beard
-        cv2.fillPoly(region, [np.concatenate([lower, _pts(landmarks_xy, MOUTH_CORNERS)[::-1]])],
-                     255)
+        mouth_corners = _pts(landmarks_xy, mesh.MOUTH_CORNERS)
+        cv2.fillPoly(region, [np.concatenate([lower, mouth_corners[::-1]])], 255)
     if rng.random() < 0.7:  # moustache: between the nose and the upper lip
-        top = landmarks_xy[SUBNASALE]
-        corners = landmarks_xy[list(MOUTH_CORNERS)]
-        lip = landmarks_xy[0]
+        top = landmarks_xy[mesh.SUBNASALE]
+        corners = landmarks_xy[list(mesh.MOUTH_CORNERS)]
+        lip = landmarks_xy[mesh.UPPER_LIP]
         poly = np.stack([corners[0], top + (corners[0] - lip) * 0.4, top,
                          top + (corners[1] - lip) * 0.4, corners[1], lip])
         cv2.fillPoly(region, [np.round(poly).astype(np.int32)], 255)
-    cv2.fillPoly(region, [_pts(landmarks_xy, LIPS_OUTER)], 0)  # the lips stay visible
+    cv2.fillPoly(region, [_pts(landmarks_xy, mesh.LIPS_OUTER)], 0)  # the lips stay visible
     noise = rng.random(image.shape[:2]).astype(np.float32)
     density = cv2.GaussianBlur(region.astype(np.float32) / 255, (0, 0), 1.5)
     alpha = density * np.clip(0.45 + 0.6 * noise, 0, 1) * rng.uniform(0.55, 0.95)
@@ -146,7 +141,7 @@ def beard(image: np.ndarray, landmarks_xy: np.ndarray, rng: np.random.Generator,
 def lipstick(image: np.ndarray, landmarks_xy: np.ndarray, rng: np.random.Generator,
              ) -> np.ndarray:
     region = np.zeros(image.shape[:2], np.uint8)
-    cv2.fillPoly(region, [_pts(landmarks_xy, LIPS_OUTER)], 255)
+    cv2.fillPoly(region, [_pts(landmarks_xy, mesh.LIPS_OUTER)], 255)
     alpha = cv2.GaussianBlur(region.astype(np.float32) / 255, (0, 0), 0.8)
     colour = np.array([rng.uniform(120, 230), rng.uniform(0, 60), rng.uniform(20, 120)],
                       np.float32)
@@ -154,7 +149,7 @@ def lipstick(image: np.ndarray, landmarks_xy: np.ndarray, rng: np.random.Generat
 
 
 def _skin_colour(image: np.ndarray, landmarks_xy: np.ndarray) -> np.ndarray:
-    xy = np.clip(_pts(landmarks_xy, CHEEKS), 2, image.shape[0] - 3)
+    xy = np.clip(_pts(landmarks_xy, mesh.CHEEKBONES), 2, image.shape[0] - 3)
     return np.mean([image[y - 2:y + 3, x - 2:x + 3].reshape(-1, 3).mean(0) for x, y in xy],
                    axis=0).astype(np.float32)
 
@@ -164,7 +159,7 @@ def hand(image: np.ndarray, landmarks_xy: np.ndarray, rng: np.random.Generator,
     """A hand over the mouth or chin: a palm and fingers in a skin colour near the face's."""
     iod = _eye_distance(landmarks_xy)
     region = np.zeros(image.shape[:2], np.uint8)
-    mouth = landmarks_xy[list(MOUTH_CORNERS)].mean(0)
+    mouth = landmarks_xy[list(mesh.MOUTH_CORNERS)].mean(0)
     palm = mouth + np.array([rng.uniform(-0.8, 0.8), rng.uniform(0.3, 1.2)]) * iod
     angle = rng.uniform(-60, 60)
     cv2.ellipse(region, tuple(np.round(palm).astype(int)),
@@ -188,7 +183,7 @@ def microphone(image: np.ndarray, landmarks_xy: np.ndarray, rng: np.random.Gener
                ) -> np.ndarray:
     """A handheld microphone near the mouth: a grille ball and a handle."""
     iod = _eye_distance(landmarks_xy)
-    mouth = landmarks_xy[list(MOUTH_CORNERS)].mean(0)
+    mouth = landmarks_xy[list(mesh.MOUTH_CORNERS)].mean(0)
     centre = mouth + np.array([rng.uniform(-0.9, 0.9), rng.uniform(0.1, 0.9)]) * iod
     radius = int(iod * rng.uniform(0.3, 0.55))
     region = np.zeros(image.shape[:2], np.uint8)

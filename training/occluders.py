@@ -19,15 +19,10 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from realtime.face import mesh
+
 Pose = Literal["front", "left", "right"]
 
-MESH_ANCHORS = (93, 197, 323, 172, 152, 397)
-"""Face-mesh indices for the template anchors a..f: the face outline just below eye level on
-the image's left, the middle of the nose bridge, the outline on the right, the jaw on the left
-(about two thirds of the way down to the chin), the chin, the jaw on the right. With the
-outline at eye level (234/454) a template covered an eye centre in 10% of the faces; with
-93/323 in 1%, and the mouth in 99%."""
-MESH_NOSE_TIP, MESH_OUTLINE_LEFT, MESH_OUTLINE_RIGHT = 1, 234, 454
 
 
 @dataclass(frozen=True)
@@ -104,8 +99,8 @@ def load_occluders(masks_root: Path, crop_size: int) -> Occluders:
 def head_pose(landmarks_xy: np.ndarray, threshold: float = 0.12) -> Pose:
     """'left' when the nose tip is left of the outline's middle (the head turned towards the
     image's left), 'right' for the mirror case, else 'front'."""
-    x_left, x_right = landmarks_xy[MESH_OUTLINE_LEFT, 0], landmarks_xy[MESH_OUTLINE_RIGHT, 0]
-    ratio = (landmarks_xy[MESH_NOSE_TIP, 0] - x_left) / max(x_right - x_left, 1e-6)
+    x_left, x_right = landmarks_xy[list(mesh.OUTLINE_AT_EYES), 0]
+    ratio = (landmarks_xy[mesh.NOSE_TIP, 0] - x_left) / max(x_right - x_left, 1e-6)
     if ratio < 0.5 - threshold:
         return "left"
     return "right" if ratio > 0.5 + threshold else "front"
@@ -172,7 +167,7 @@ def template_occluder(landmarks_xy: np.ndarray, crop_size: int, occluders: Occlu
                                                                           "right"])
     choices = [t for t in occluders.templates if t.pose == pose] or list(occluders.templates)
     template = choices[rng.integers(len(choices))]
-    dst_xy = landmarks_xy[list(MESH_ANCHORS)].astype(np.float64)
+    dst_xy = landmarks_xy[list(mesh.TEMPLATE_ANCHORS)].astype(np.float64)
     centre = dst_xy.mean(axis=0)
     dst_xy = (dst_xy - centre) * rng.uniform(*config.template_scale) + centre
     if config.template_grow > 0:  # a larger mask: lower edge further down, sides further out

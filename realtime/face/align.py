@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from realtime.face import mesh
+
 CANONICAL_XY = np.array(
     [[0.395, 0.29],   # eye on the image's left (the subject's right eye)
      [0.605, 0.29],   # eye on the image's right
@@ -33,7 +35,7 @@ the jaw under a mask, put the chin at 1.7), and a tighter crop cut the painted r
 POINT_WEIGHTS = np.array([1.0, 1.0, 0.5, 0.5], dtype=np.float32)
 """Eyes are visible above a mask; nose and mouth are guessed under it, so they count less."""
 
-_MESH_GROUPS = ((33, 133), (362, 263), (1,), (13, 14))
+_MESH_GROUPS = (mesh.RIGHT_EYE[:2], mesh.LEFT_EYE[:2], (mesh.NOSE_TIP,), mesh.INNER_LIPS)
 """Face-mesh indices averaged into each reference point (eye corners, nose tip, inner lips)."""
 
 
@@ -107,6 +109,18 @@ def estimate_alignment(points_xy: np.ndarray, crop_size: int) -> Alignment:
 def affine_points(affine: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
     """(N, 2) float32 points mapped by a 2 x 3 affine (e.g. ``Alignment.matrix``)."""
     return (points_xy @ affine[:, :2].T + affine[:, 2]).astype(np.float32)
+
+
+def square_affine(center_xy: np.ndarray, side_px: float, out_px: int) -> np.ndarray:
+    """2 x 3 affine taking the square of ``side_px`` around ``center_xy`` to an out_px image."""
+    scale = out_px / side_px
+    return np.array(
+        [
+            [scale, 0.0, out_px / 2 - scale * float(center_xy[0])],
+            [0.0, scale, out_px / 2 - scale * float(center_xy[1])],
+        ],
+        dtype=np.float32,
+    )
 
 
 def warp_to_crop(frame_bgr: np.ndarray, alignment: Alignment) -> np.ndarray:

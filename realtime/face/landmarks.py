@@ -1,4 +1,4 @@
-"""Face-mesh landmarks on face crops, and carrying them from frame to frame by optical flow.
+"""Face-mesh landmarks on face crops, and the detector-like box and keypoints derived from them.
 
     from realtime.face.landmarks import CropLandmarker
 
@@ -6,7 +6,8 @@
         landmarks_xy = landmarker(crop_rgb)     # (468, 2) in crop pixels, or None
 
 ``FaceTracker`` (realtime.tracking) uses the helpers here to run the mesh on crops around
-detections and around a face's last landmarks.
+detections and around a face's last landmarks; ``realtime.face.flow`` moves landmarks between
+mesh runs.
 """
 
 from __future__ import annotations
@@ -15,41 +16,18 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from mediapipe.python.solutions.face_mesh import FaceMesh
 
-from realtime.face.align import affine_points
+from realtime.face import mesh
+from realtime.face.align import affine_points, square_affine
 from realtime.types import Closing
 
-MESH_RIGHT_EYE = (33, 133, 159, 145)
-"""Face-mesh indices around the subject's right eye (corners, upper and lower lid)."""
-MESH_LEFT_EYE = (362, 263, 386, 374)
-"""Face-mesh indices around the subject's left eye."""
-MESH_NOSE_TIP = 4
-"""Face-mesh index closest (median 6% of the box) to the detector's nose-tip keypoint."""
-MESH_MOUTH = (13, 14)
-"""Face-mesh indices of the inner lips, whose mean is the detector's mouth-centre keypoint."""
-MESH_EAR_TRAGIONS = (127, 356)
-"""Face-mesh indices nearest (median 9% of the box) the detector's ear keypoints."""
 MESH_BOX_MARGINS = (0.09, 0.02, 0.09, -0.01)
 """Left, top, right, bottom margins of the detector's box around the landmarks' bounding box,
 as fractions of its width and height (medians over 857 faces, made symmetric left-right)."""
-NUM_LANDMARKS = 468
-
-
-def _square_affine(center_xy: np.ndarray, side_px: float, out_px: int) -> np.ndarray:
-    """2 x 3 affine taking the square of ``side_px`` around ``center_xy`` to an out_px image."""
-    scale = out_px / side_px
-    return np.array(
-        [
-            [scale, 0.0, out_px / 2 - scale * float(center_xy[0])],
-            [0.0, scale, out_px / 2 - scale * float(center_xy[1])],
-        ],
-        dtype=np.float32,
-    )
 
 
 _RECORD_BYTES = 17
@@ -77,14 +55,14 @@ def _normalized_xy(landmark_list: object) -> np.ndarray:
 
 
 def mesh_on_square(
-    mesh: FaceMesh, image_rgb: np.ndarray, center_xy: np.ndarray, side_px: float, out_px: int
+    face_mesh: FaceMesh, image_rgb: np.ndarray, center_xy: np.ndarray, side_px: float, out_px: int
 ) -> np.ndarray | None:
     """Mesh landmarks (468, 2) in image pixels for the face centred in a square, or None."""
-    return mesh_in_crop(mesh, image_rgb, _square_affine(center_xy, side_px, out_px), out_px)
+    return mesh_in_crop(face_mesh, image_rgb, square_affine(center_xy, side_px, out_px), out_px)
 
 
 def mesh_in_crop(
-    mesh: FaceMesh, image_rgb: np.ndarray, to_crop: np.ndarray, out_px: int
+    face_mesh: FaceMesh, image_rgb: np.ndarray, to_crop: np.ndarray, out_px: int
 ) -> np.ndarray | None:
     """Mesh landmarks (468, 2) in image pixels for the face in an affine crop, or None.
 
@@ -99,14 +77,14 @@ def mesh_in_crop(
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
-    result = mesh.process(crop_rgb)
+    result = face_mesh.process(crop_rgb)
     if not result.multi_face_landmarks:
         return None
     crop_xy = _normalized_xy(result.multi_face_landmarks[0]) * out_px
-    if crop_xy.shape[0] < NUM_LANDMARKS:
+    if crop_xy.shape[0] < mesh.NUM_LANDMARKS:
         return None
     to_image = cv2.invertAffineTransform(to_crop)
-    return affine_points(to_image, crop_xy[:NUM_LANDMARKS])
+    return affine_points(to_image, crop_xy[:mesh.NUM_LANDMARKS])
 
 
 def upright_affine(
@@ -140,12 +118,12 @@ def geometry_from_landmarks(landmarks_xy: np.ndarray) -> tuple[np.ndarray, np.nd
     ).astype(np.float32)
     keypoints_xy = np.stack(
         [
-            landmarks_xy[list(MESH_RIGHT_EYE)].mean(axis=0),
-            landmarks_xy[list(MESH_LEFT_EYE)].mean(axis=0),
-            landmarks_xy[MESH_NOSE_TIP],
-            landmarks_xy[list(MESH_MOUTH)].mean(axis=0),
-            landmarks_xy[MESH_EAR_TRAGIONS[0]],
-            landmarks_xy[MESH_EAR_TRAGIONS[1]],
+            landmarks_xy[list(mesh.RIGHT_EYE)].mean(axis=0),
+            landmarks_xy[list(mesh.LEFT_EYE)].mean(axis=0),
+            landmarks_xy[mesh.NOSE_TIP],
+            landmarks_xy[list(mesh.INNER_LIPS)].mean(axis=0),
+            landmarks_xy[mesh.EAR_TRAGIONS[0]],
+            landmarks_xy[mesh.EAR_TRAGIONS[1]],
         ]
     ).astype(np.float32)
     return box_xyxy, keypoints_xy
@@ -235,122 +213,10 @@ def eyes_agree(
     """True when the mesh eye centres lie within ``max_error`` x the box's longer side of the
     eye keypoints (a detector's, or those of the face's last landmarks)."""
     box_size = float(max(box_xyxy[2:] - box_xyxy[:2]))
-    right_eye_xy = landmarks_xy[list(MESH_RIGHT_EYE)].mean(axis=0)
-    left_eye_xy = landmarks_xy[list(MESH_LEFT_EYE)].mean(axis=0)
+    right_eye_xy = landmarks_xy[list(mesh.RIGHT_EYE)].mean(axis=0)
+    left_eye_xy = landmarks_xy[list(mesh.LEFT_EYE)].mean(axis=0)
     error_px = max(
         float(np.linalg.norm(right_eye_xy - keypoints_xy[0])),
         float(np.linalg.norm(left_eye_xy - keypoints_xy[1])),
     )
     return error_px <= max_error * box_size
-
-
-FLOW_UPPER_POINTS = (
-    33, 133, 362, 263,  # eye corners
-    159, 145, 386, 374,  # upper and lower lids
-    70, 105, 107, 336, 334, 300,  # eyebrows
-    168, 6, 197, 195, 4,  # nose bridge to tip
-    116, 345, 50, 280,  # cheekbones
-    127, 356, 234, 454, 162, 389,  # outline beside the eyes
-)
-"""Face-mesh indices optical flow follows: corners and edges with texture that no face mask
-covers, spread over the face so that a similarity fit is well posed. Adding 13 jaw-outline
-points (93, 323, 132, 361, 58, 288, 172, 397, 150, 379, 152, 148, 377) made the flow check fail
-more often and, on turned faces in the hamilton clip, the fit worse (5% vs 4% of the eye
-distance from the mesh's landmarks)."""
-FLOW_PATCH_PX = 128
-"""Side of the grayscale square optical flow runs on: a fixed size makes its cost (~2 ms a
-face) independent of the face's and the frame's size."""
-FLOW_PATCH_SCALE = 1.5
-"""Patch side / the landmarks' longer extent: room for the face to move within it."""
-FLOW_MIN_INLIERS = 0.6
-"""Least fraction of the followed points that must move with the fitted similarity."""
-_LK_PARAMS = {
-    "winSize": (11, 11),
-    "maxLevel": 3,
-    "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
-}
-"""Pyramidal Lucas-Kanade on the 128 px patch: an 11 px window is ~1/4 of the eye distance,
-and 3 pyramid levels reach ~40 px (a third of the patch) of motion per frame."""
-
-
-@dataclass(frozen=True)
-class FlowPatch:
-    """A grayscale square around a face in one frame, to follow its landmarks into the next."""
-
-    to_patch: np.ndarray
-    """float32 (2, 3) affine from frame pixels to patch pixels."""
-    patch_gray: np.ndarray
-    """uint8 (FLOW_PATCH_PX, FLOW_PATCH_PX) grayscale patch."""
-
-
-def flow_patch(frame_rgb: np.ndarray, landmarks_xy: np.ndarray) -> FlowPatch:
-    """The patch around a face's landmarks in this frame."""
-    low_xy, high_xy = landmarks_xy.min(axis=0), landmarks_xy.max(axis=0)
-    side_px = FLOW_PATCH_SCALE * float(max(high_xy - low_xy))
-    to_patch = _square_affine((low_xy + high_xy) / 2, max(side_px, 1.0), FLOW_PATCH_PX)
-    return FlowPatch(to_patch, _gray_patch(frame_rgb, to_patch))
-
-
-def _gray_patch(frame_rgb: np.ndarray, to_patch: np.ndarray) -> np.ndarray:
-    # Warping first converts 128 x 128 pixels to gray instead of the whole frame.
-    patch_rgb = cv2.warpAffine(
-        frame_rgb, to_patch, (FLOW_PATCH_PX, FLOW_PATCH_PX), flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE)
-    return cv2.cvtColor(patch_rgb, cv2.COLOR_RGB2GRAY)
-
-
-def propagate_landmarks(
-    previous: FlowPatch,
-    frame_rgb: np.ndarray,
-    landmarks_xy: np.ndarray,
-    *,
-    max_error: float,
-    max_scale_change: float,
-    point_ids: tuple[int, ...] = FLOW_UPPER_POINTS,
-) -> np.ndarray | None:
-    """The face's landmarks (468, 2) moved into this frame by optical flow, or None.
-
-    The points of ``point_ids`` are followed by Lucas-Kanade from ``previous`` into the same
-    square of this frame and back; a similarity fitted with RANSAC to those that come back
-    within ``max_error`` x the eye distance moves every landmark. None, so that the mesh runs
-    instead, when too few points agree or the scale changed by more than ``max_scale_change``
-    (a zoom that fast is more likely a tracking failure).
-    """
-    start_xy = affine_points(previous.to_patch, landmarks_xy[list(point_ids)])
-    max_error_px = max_error * _eye_distance_px(start_xy, point_ids)
-    end_xy, tracked = _tracked_points(
-        previous.patch_gray, _gray_patch(frame_rgb, previous.to_patch), start_xy, max_error_px)
-    min_inliers = FLOW_MIN_INLIERS * len(point_ids)
-    if tracked.sum() < min_inliers:
-        return None
-    motion, inliers = cv2.estimateAffinePartial2D(
-        start_xy[tracked], end_xy[tracked], method=cv2.RANSAC,
-        ransacReprojThreshold=max_error_px)
-    if motion is None or inliers.sum() < min_inliers:
-        return None
-    if abs(np.sqrt(abs(np.linalg.det(motion[:, :2]))) - 1.0) > max_scale_change:
-        return None
-    to_frame = cv2.invertAffineTransform(previous.to_patch)
-    return affine_points(to_frame, affine_points(motion, affine_points(
-        previous.to_patch, landmarks_xy)))
-
-
-def _tracked_points(
-    previous_gray: np.ndarray, gray: np.ndarray, start_xy: np.ndarray, max_error_px: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where Lucas-Kanade moves ``start_xy``, and which points come back to within
-    ``max_error_px`` of where they started when followed backwards (a point that drifted onto
-    a different texture, or across an occlusion, does not)."""
-    end_xy, found, _ = cv2.calcOpticalFlowPyrLK(previous_gray, gray, start_xy, None, **_LK_PARAMS)
-    back_xy, found_back, _ = cv2.calcOpticalFlowPyrLK(
-        gray, previous_gray, end_xy, None, **_LK_PARAMS)
-    error_px = np.linalg.norm(back_xy - start_xy, axis=1)
-    tracked = (found.ravel() == 1) & (found_back.ravel() == 1) & (error_px <= max_error_px)
-    return end_xy, tracked
-
-
-def _eye_distance_px(points_xy: np.ndarray, point_ids: tuple[int, ...]) -> float:
-    """Distance between the outer eye corners, which every flow point set includes."""
-    outer = [point_ids.index(MESH_RIGHT_EYE[0]), point_ids.index(MESH_LEFT_EYE[1])]
-    return float(np.linalg.norm(points_xy[outer[0]] - points_xy[outer[1]]))
-

@@ -16,19 +16,19 @@ import pytest
 from mediapipe.framework.formats import landmark_pb2
 
 from realtime import tracking
+from realtime.face import mesh
+from realtime.face.flow import flow_patch, propagate_landmarks
 from realtime.face.landmarks import (
-    NUM_LANDMARKS,
     CropLandmarker,
     _normalized_xy,
     detect_landmarks_on_crop,
-    flow_patch,
     geometry_from_landmarks,
-    propagate_landmarks,
 )
 from realtime.tracking import FaceTracker, TrackerConfig, _iou_matrix
 from realtime.types import Face
 
 CELEBA_FILES = ["validation_1002.png", "validation_1003.png", "validation_1016.png"]
+OUTER_EYE_CORNERS = (mesh.RIGHT_EYE[0], mesh.LEFT_EYE[1])
 
 
 def read_frames_bgr(path: Path, count: int) -> list[np.ndarray]:
@@ -93,7 +93,7 @@ def test_hamilton_geometry(hamilton_faces: list[list[Face]]) -> None:
             assert (inner_xy >= face.box_xyxy[:2] - 1).all()
             assert (inner_xy <= face.box_xyxy[2:] + 1).all()
             if face.landmarks_xy is not None:
-                assert face.landmarks_xy.shape == (NUM_LANDMARKS, 2)
+                assert face.landmarks_xy.shape == (mesh.NUM_LANDMARKS, 2)
                 assert face.landmarks_xy.dtype == np.float32
 
 
@@ -178,19 +178,19 @@ def test_landmarks_on_celeba_crops(celeba_crops_rgb: list[np.ndarray]) -> None:
     with CropLandmarker() as landmarker:
         for crop_rgb in celeba_crops_rgb:
             landmarks_xy = detect_landmarks_on_crop(crop_rgb, landmarker)
-            assert landmarks_xy is not None and landmarks_xy.shape == (NUM_LANDMARKS, 2)
+            assert landmarks_xy is not None and landmarks_xy.shape == (mesh.NUM_LANDMARKS, 2)
             height, width = crop_rgb.shape[:2]
             # a tight crop can cut the chin, so allow landmarks a little past its edges
             margin = 0.1 * max(height, width)
             assert (landmarks_xy >= -margin).all()
             assert (landmarks_xy <= np.array([width, height]) + margin).all()
-            right_eye_x, left_eye_x = landmarks_xy[33, 0], landmarks_xy[263, 0]
+            right_eye_x, left_eye_x = landmarks_xy[list(OUTER_EYE_CORNERS), 0]
             assert right_eye_x < width / 2 < left_eye_x  # the subject's right eye is on the left
-            assert landmarks_xy[33, 1] < landmarks_xy[13, 1]  # eyes above the mouth
+            assert landmarks_xy[mesh.RIGHT_EYE[0], 1] < landmarks_xy[mesh.INNER_LIPS[0], 1]
 
 
 def test_landmarks_on_crop_without_landmarker(celeba_crops_rgb: list[np.ndarray]) -> None:
-    assert detect_landmarks_on_crop(celeba_crops_rgb[1]).shape == (NUM_LANDMARKS, 2)
+    assert detect_landmarks_on_crop(celeba_crops_rgb[1]).shape == (mesh.NUM_LANDMARKS, 2)
     assert detect_landmarks_on_crop(np.zeros((80, 80, 3), np.uint8)) is None
 
 
@@ -204,7 +204,7 @@ def test_masked_webcam_detected(masked_clip: Path) -> None:
 @pytest.mark.parametrize("with_visibility", [False, True])
 def test_landmark_parsing_matches_protobuf(with_visibility: bool) -> None:
     rng = np.random.default_rng(0)
-    points = rng.uniform(-0.2, 1.2, size=(NUM_LANDMARKS, 3)).astype(np.float32)
+    points = rng.uniform(-0.2, 1.2, size=(mesh.NUM_LANDMARKS, 3)).astype(np.float32)
     landmark_list = landmark_pb2.NormalizedLandmarkList()
     for x, y, z in points:
         point = landmark_list.landmark.add(x=x, y=y, z=z)
@@ -294,7 +294,7 @@ def test_followed_landmarks_match_detector_crops(masked_frames_bgr: list[np.ndar
             continue
         landmarks_a, landmarks_b = faces_a[0].landmarks_xy, faces_b[0].landmarks_xy
         if landmarks_a is not None and landmarks_b is not None:
-            eye_distance = np.linalg.norm(landmarks_a[33] - landmarks_a[263])
+            eye_distance = np.linalg.norm(np.subtract(*landmarks_a[list(OUTER_EYE_CORNERS)]))
             errors.append(np.linalg.norm(landmarks_a - landmarks_b, axis=1).mean() / eye_distance)
     assert len(errors) >= 30 and np.mean(errors) < 0.06  # ~4%, as from frame to frame
 
@@ -338,7 +338,7 @@ def test_new_face_found_within_detect_every(face_frame_bgr: np.ndarray, detect_e
 
 def eye_distances(landmarks_a: np.ndarray, landmarks_b: np.ndarray) -> np.ndarray:
     """Per-landmark distance as a fraction of the distance between the outer eye corners."""
-    eye_distance = np.linalg.norm(landmarks_a[33] - landmarks_a[263])
+    eye_distance = np.linalg.norm(np.subtract(*landmarks_a[list(OUTER_EYE_CORNERS)]))
     return np.linalg.norm(landmarks_a - landmarks_b, axis=1) / eye_distance
 
 
@@ -430,7 +430,7 @@ def test_propagate_landmarks_follows_a_known_motion(
         assert moved_xy is None
         return
     expected_xy = landmarks_xy @ motion[:, :2].T + motion[:, 2]
-    assert moved_xy.shape == (NUM_LANDMARKS, 2) and moved_xy.dtype == np.float32
+    assert moved_xy.shape == (mesh.NUM_LANDMARKS, 2) and moved_xy.dtype == np.float32
     assert eye_distances(expected_xy, moved_xy).max() < 0.03
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from realtime.face import mesh
 from realtime.face.align import CANONICAL_XY
 from training import faces as faces_module
 from training.data import GENERATOR_MIX, SEGMENTER_MIX, OcclusionConfig, OcclusionDataset
@@ -26,7 +27,7 @@ def test_faces_are_aligned_to_the_canonical_layout(faces: FaceSet) -> None:
     assert len(faces) == 8 and faces.skipped == 0
     assert faces.crops_rgb.shape == (8, 128, 128, 3) and faces.crops_rgb.dtype == np.uint8
     assert faces.landmarks_xy.shape == (8, 468, 2) and faces.landmarks_xy.dtype == np.float32
-    eyes_xy = faces.landmarks_xy[:, [33, 133]].mean(axis=1)
+    eyes_xy = faces.landmarks_xy[:, list(mesh.RIGHT_EYE[:2])].mean(axis=1)
     np.testing.assert_allclose(eyes_xy, np.broadcast_to(CANONICAL_XY[0] * 128, (8, 2)), atol=4)
     chin_y = faces.landmarks_xy[:, 152, 1]
     mouth_y = CANONICAL_XY[3, 1] * 128
@@ -111,7 +112,7 @@ def test_template_masks_cover_the_mouth_not_the_eyes(faces: FaceSet,
     for k in range(16):
         _, mask_hw, _, _ = dataset.sample(k)[:4]
         marks = faces.landmarks_xy[k % len(faces)]
-        mouth_x, mouth_y = np.round(marks[[13, 14]].mean(axis=0)).astype(int)
+        mouth_x, mouth_y = np.round(marks[list(mesh.INNER_LIPS)].mean(axis=0)).astype(int)
         assert mask_hw[mouth_y, mouth_x] == 1, f"sample {k}: mouth not covered"
         # On strongly turned heads the far-side template edge can reach the far eye (as in
         # MaskTheFace); on frontal faces the eyes stay clear.
@@ -121,7 +122,8 @@ def test_template_masks_cover_the_mouth_not_the_eyes(faces: FaceSet,
             assert window.mean() < 0.5, f"sample {k}: eye covered"
             checked_eyes += 1
         rows, _ = np.nonzero(mask_hw)
-        eyes_y, chin_y = marks[[33, 133, 362, 263], 1].mean(), marks[152, 1]
+        eyes_y = marks[[*mesh.RIGHT_EYE[:2], *mesh.LEFT_EYE[:2]], 1].mean()
+        chin_y = marks[mesh.CHIN, 1]
         lower_face_y = eyes_y + 0.3 * (chin_y - eyes_y)
         assert rows.mean() > lower_face_y, f"sample {k}: not on the lower face"
     assert checked_eyes >= 16
@@ -289,7 +291,8 @@ def test_validity_marks_the_replicated_border(faces: FaceSet, occluders: Occlude
     """The tight celeba crops end at the chin: the bottom of the canonical crop is border."""
     assert faces.valid_hw is not None and faces.valid_hw.shape == (8, 128, 128)
     assert set(np.unique(faces.valid_hw)) <= {0, 1}
-    eyes_xy = np.round(faces.landmarks_xy[:, [33, 263]].mean(axis=1)).astype(int)
+    outer_corners = [mesh.RIGHT_EYE[0], mesh.LEFT_EYE[1]]
+    eyes_xy = np.round(faces.landmarks_xy[:, outer_corners].mean(axis=1)).astype(int)
     assert all(faces.valid_hw[i, y, x] == 1 for i, (x, y) in enumerate(eyes_xy))
     assert faces.valid_hw[:, -4:].mean() < 0.2  # below the neck: padding
     sample = OcclusionDataset(faces, occluders, replace(GENERATOR_MIX, flip_p=1.0), seed=0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from realtime.face import mesh
 from realtime.face.align import (
     CANONICAL_XY,
     crop_roi,
@@ -71,9 +72,9 @@ def test_reference_points_fall_back_to_detector_keypoints() -> None:
     keypoints = np.arange(12, dtype=np.float32).reshape(6, 2)
     np.testing.assert_array_equal(
         reference_points(landmarks_xy=None, keypoints_xy=keypoints), keypoints[:4])
-    mesh = np.zeros((468, 2), np.float32)
-    mesh[[33, 133]] = [[10, 10], [20, 10]]
-    pts = reference_points(landmarks_xy=mesh, keypoints_xy=keypoints)
+    landmarks_xy = np.zeros((mesh.NUM_LANDMARKS, 2), np.float32)
+    landmarks_xy[list(mesh.RIGHT_EYE[:2])] = [[10, 10], [20, 10]]
+    pts = reference_points(landmarks_xy=landmarks_xy, keypoints_xy=keypoints)
     np.testing.assert_allclose(pts[0], [15, 10])
 
 
