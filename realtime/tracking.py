@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 from mediapipe.python.solutions.face_detection import FaceDetection
 
+from realtime.detection import Detection, detect, greedy_match, iou_matrix, unmatched
 from realtime.face.flow import FlowPatch, flow_patch, propagate_landmarks
 from realtime.face.landmarks import (
     check_image,
@@ -124,60 +125,18 @@ def _check_between(name: str, value: float, low: float, high: float) -> None:
 
 
 @dataclass(frozen=True)
-class _Detection:
-    box_xyxy: np.ndarray
-    keypoints_xy: np.ndarray
-    score: float
+class _Track:
+    """One tracked face and what following it needs from one frame to the next."""
 
-
-def _detect(detector: FaceDetection, frame_rgb: np.ndarray) -> list[_Detection]:
-    """All detections of one detector, in frame pixels."""
-    height, width = frame_rgb.shape[:2]
-    result = detector.process(frame_rgb)
-    found = []
-    for detection in result.detections or ():
-        location = detection.location_data
-        rel = location.relative_bounding_box
-        box_xyxy = np.array(
-            [rel.xmin, rel.ymin, rel.xmin + rel.width, rel.ymin + rel.height], dtype=np.float32
-        ) * np.array([width, height, width, height], dtype=np.float32)
-        keypoints_xy = np.array(
-            [(k.x * width, k.y * height) for k in location.relative_keypoints], dtype=np.float32
-        )
-        found.append(_Detection(box_xyxy, keypoints_xy, float(detection.score[0])))
-    return found
-
-
-def _unmatched(extra: list[_Detection], found: list[_Detection]) -> list[_Detection]:
-    """Detections in ``extra`` that overlap none in ``found`` (IoU under 0.3)."""
-    if not extra or not found:
-        return extra
-    iou = _iou_matrix(np.stack([d.box_xyxy for d in extra]), np.stack([d.box_xyxy for d in found]))
-    return [d for d, overlap in zip(extra, iou.max(axis=1), strict=True) if overlap < 0.3]
-
-
-def _iou_matrix(boxes_a_xyxy: np.ndarray, boxes_b_xyxy: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) intersection over union of two box arrays."""
-    top_left = np.maximum(boxes_a_xyxy[:, None, :2], boxes_b_xyxy[None, :, :2])
-    bottom_right = np.minimum(boxes_a_xyxy[:, None, 2:], boxes_b_xyxy[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
-    area_a = (boxes_a_xyxy[:, 2:] - boxes_a_xyxy[:, :2]).prod(axis=1)
-    area_b = (boxes_b_xyxy[:, 2:] - boxes_b_xyxy[:, :2]).prod(axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
-
-
-def _greedy_match(iou: np.ndarray, threshold: float) -> dict[int, int]:
-    """Row -> column pairs, best IoU first, each row and column used once."""
-    pairs: dict[int, int] = {}
-    used_cols: set[int] = set()
-    for flat in np.argsort(-iou, axis=None):
-        row, col = divmod(int(flat), iou.shape[1])
-        if iou[row, col] < threshold:
-            break
-        if row not in pairs and col not in used_cols:
-            pairs[row] = col
-            used_cols.add(col)
-    return pairs
+    face: Face
+    mesh_backoff: tuple[int, int] = (0, 0)
+    """(consecutive mesh failures on its detections, detections still to pass over without
+    the mesh)."""
+    frames_flowed: int = 0
+    """Consecutive frames, up to the last one, its landmarks came from optical flow."""
+    flow_patch: FlowPatch | None = None
+    """The face's patch in the last frame, for optical flow into this one; None when the
+    mesh is due instead (or the face has no fresh landmarks)."""
 
 
 class FaceTracker(Closing):
@@ -201,13 +160,8 @@ class FaceTracker(Closing):
                 else None
             )
         self._graphs_started = False
-        self._tracks: dict[int, Face] = {}
-        self._mesh_backoff: dict[int, tuple[int, int]] = {}
-        """track id -> (consecutive mesh failures, frames still to skip)."""
-        self._flow_patches: dict[int, FlowPatch] = {}
-        """track id -> the face's patch in the last frame, where it was found with landmarks."""
-        self._frames_flowed: dict[int, int] = {}
-        """track id -> consecutive frames, up to the last one, its landmarks came from flow."""
+        self._tracks: dict[int, _Track] = {}
+        """track id -> the live track: everything kept about a face lives and goes with it."""
         self._next_id = 0
         self._frames_undetected = 0
         """Consecutive frames, up to the last one, that did not run the detector."""
@@ -226,27 +180,27 @@ class FaceTracker(Closing):
         detect_ms = 0.0
         with quiet_native_stderr(not self._graphs_started):
             followed = self._follow(frame_rgb)
-            faces = list(followed)
-            self.last_detected = self._detection_due({face.track_id for face in faces})
+            found = list(followed)
+            self.last_detected = self._detection_due({t.face.track_id for t in found})
             if self.last_detected:
                 detect_start = time.perf_counter()
                 detections = self._detect(frame_rgb)
                 detect_ms = (time.perf_counter() - detect_start) * 1e3
-                faces += self._detected_faces(frame_rgb, detections, faces)
+                found += self._detected_tracks(frame_rgb, detections, found)
         self._frames_undetected = 0 if self.last_detected else self._frames_undetected + 1
         # Following needs landmarks from the static mesh first, so then every graph has run.
         self._graphs_started = self._graphs_started or bool(followed)
-        self._keep(faces + self._held({face.track_id for face in faces}))
-        self._remember_flow(frame_rgb)
+        kept = (found + self._held({t.face.track_id for t in found}))[: self.config.max_faces]
+        self._tracks = {t.face.track_id: self._with_flow_patch(frame_rgb, t) for t in kept}
         self.last_timings_ms = {
             "detect": detect_ms,
             "mesh": (time.perf_counter() - start) * 1e3 - detect_ms,
         }
-        return sorted(self._tracks.values(), key=lambda face: face.track_id)
+        return sorted((t.face for t in self._tracks.values()), key=lambda face: face.track_id)
 
     def reset(self) -> None:
         """Forget all tracks, e.g. between unrelated images; new ids still never repeat."""
-        self._keep([])
+        self._tracks = {}
 
     def close(self) -> None:
         self.reset()
@@ -256,20 +210,21 @@ class FaceTracker(Closing):
         if self._mesh is not None:
             self._mesh.close()
 
-    def _follow(self, frame_rgb: np.ndarray) -> list[Face]:
-        """Faces found again without the detector: moved by optical flow from their last
+    def _follow(self, frame_rgb: np.ndarray) -> list[_Track]:
+        """Tracks found again without the detector: moved by optical flow from their last
         landmarks, or by the mesh alone in crops predicted from them.
 
         A face is followed only while the flow's check passes or the mesh finds a face whose
         eyes lie near its last ones; one that moved onto an already followed face is left to
         the detector.
         """
-        followed: list[Face] = []
+        followed: list[_Track] = []
         self.last_flowed_ids = set()
-        for face in self._tracks.values():
+        for track in self._tracks.values():
+            face = track.face
             if self._mesh is None or face.age > 0 or face.landmarks_xy is None:
                 continue
-            landmarks_xy = self._flow_landmarks(frame_rgb, face)
+            landmarks_xy = self._flow_landmarks(frame_rgb, track)
             if landmarks_xy is not None:
                 self.last_flowed_ids.add(face.track_id)
             else:
@@ -277,23 +232,21 @@ class FaceTracker(Closing):
             if landmarks_xy is None:
                 continue
             box_xyxy, keypoints_xy = geometry_from_landmarks(landmarks_xy)
-            if followed and _iou_matrix(
-                box_xyxy[None], np.stack([f.box_xyxy for f in followed])
+            if followed and iou_matrix(
+                box_xyxy[None], np.stack([t.face.box_xyxy for t in followed])
             ).max() >= self.config.iou_match:
                 continue
-            followed.append(replace(
-                face, box_xyxy=box_xyxy, keypoints_xy=keypoints_xy, landmarks_xy=landmarks_xy))
+            followed.append(replace(track, face=replace(
+                face, box_xyxy=box_xyxy, keypoints_xy=keypoints_xy, landmarks_xy=landmarks_xy)))
         return followed
 
-    def _flow_landmarks(self, frame_rgb: np.ndarray, face: Face) -> np.ndarray | None:
+    def _flow_landmarks(self, frame_rgb: np.ndarray, track: _Track) -> np.ndarray | None:
         """The face's last landmarks moved by optical flow, when the mesh is not due and the
         flow's check passes; else None."""
-        previous = self._flow_patches.get(face.track_id)
-        flowed = self._frames_flowed.get(face.track_id, 0)
-        if previous is None or flowed + 1 >= self.config.mesh_every:
+        if track.flow_patch is None or track.frames_flowed + 1 >= self.config.mesh_every:
             return None
         return propagate_landmarks(
-            previous, frame_rgb, face.landmarks_xy,
+            track.flow_patch, frame_rgb, track.face.landmarks_xy,
             max_error=self.config.flow_max_error,
             max_scale_change=self.config.flow_max_scale_change)
 
@@ -310,20 +263,15 @@ class FaceTracker(Closing):
             return None
         return landmarks_xy
 
-    def _remember_flow(self, frame_rgb: np.ndarray) -> None:
-        """Keep this frame's patch of each face found with landmarks, for flow in the next,
-        and count the frames each one's landmarks have come from flow."""
-        self._frames_flowed = {
-            track_id: self._frames_flowed.get(track_id, 0) + 1
-            for track_id in self.last_flowed_ids if track_id in self._tracks
-        }
-        # Only faces that flow will follow in the next frame need a patch (~0.1 ms a face).
-        self._flow_patches = {
-            track_id: flow_patch(frame_rgb, face.landmarks_xy)
-            for track_id, face in self._tracks.items()
-            if face.age == 0 and face.landmarks_xy is not None
-            and self._frames_flowed.get(track_id, 0) + 1 < self.config.mesh_every
-        }
+    def _with_flow_patch(self, frame_rgb: np.ndarray, track: _Track) -> _Track:
+        """The track as the next frame needs it: its count of frames from flow, and this
+        frame's patch around the face if flow is to follow it there (~0.1 ms a face)."""
+        flowed = track.frames_flowed + 1 if track.face.track_id in self.last_flowed_ids else 0
+        face = track.face
+        due = (face.age == 0 and face.landmarks_xy is not None
+               and flowed + 1 < self.config.mesh_every)
+        return replace(track, frames_flowed=flowed,
+                       flow_patch=flow_patch(frame_rgb, face.landmarks_xy) if due else None)
 
     def _detection_due(self, followed_ids: set[int]) -> bool:
         """Whether this frame runs the detector: on schedule, or for a face not followed."""
@@ -331,56 +279,59 @@ class FaceTracker(Closing):
             return True
         return any(track_id not in followed_ids for track_id in self._tracks)
 
-    def _detected_faces(
-        self, frame_rgb: np.ndarray, detections: list[_Detection], followed: list[Face]
-    ) -> list[Face]:
-        """Faces for the detections that are not followed faces, with mesh landmarks.
+    def _detected_tracks(
+        self, frame_rgb: np.ndarray, detections: list[Detection], followed: list[_Track]
+    ) -> list[_Track]:
+        """Tracks for the detections that are not followed faces, with mesh landmarks.
 
         A detection on a followed face only refreshes its score (in ``followed``, in place).
         """
         if followed and detections:
-            iou = _iou_matrix(
+            iou = iou_matrix(
                 np.stack([d.box_xyxy for d in detections]),
-                np.stack([f.box_xyxy for f in followed]),
+                np.stack([t.face.box_xyxy for t in followed]),
             )
-            pairs = _greedy_match(iou, self.config.iou_match)
+            pairs = greedy_match(iou, self.config.iou_match)
             for index, column in pairs.items():
-                followed[column] = replace(followed[column], score=detections[index].score)
+                track = followed[column]
+                followed[column] = replace(
+                    track, face=replace(track.face, score=detections[index].score))
             detections = [d for i, d in enumerate(detections) if i not in pairs]
-        followed_ids = {face.track_id for face in followed}
+        followed_ids = {t.face.track_id for t in followed}
         free_ids = [t for t in self._tracks if t not in followed_ids]
-        return [
-            Face(
-                track_id=track_id,
-                box_xyxy=detection.box_xyxy,
-                keypoints_xy=detection.keypoints_xy,
-                landmarks_xy=self._landmarks(frame_rgb, detection, track_id),
-                score=detection.score,
-            )
-            for track_id, detection in self._assign_ids(detections, free_ids)
-        ]
+        tracks = []
+        for track_id, detection in self._assign_ids(detections, free_ids):
+            previous = self._tracks.get(track_id)
+            landmarks_xy, backoff = self._landmarks(
+                frame_rgb, detection, previous.mesh_backoff if previous else (0, 0))
+            face = Face(track_id=track_id, box_xyxy=detection.box_xyxy,
+                        keypoints_xy=detection.keypoints_xy, landmarks_xy=landmarks_xy,
+                        score=detection.score)
+            tracks.append(replace(previous, face=face, mesh_backoff=backoff) if previous
+                          else _Track(face, mesh_backoff=backoff))
+        return tracks
 
-    def _detect(self, frame_rgb: np.ndarray) -> list[_Detection]:
+    def _detect(self, frame_rgb: np.ndarray) -> list[Detection]:
         """Full-range detections, completed by short-range ones where a face may be missing."""
-        detections = _detect(self._detector, frame_rgb)
+        detections = detect(self._detector, frame_rgb)
         if self._short_detector is not None and len(detections) < max(1, len(self._tracks)):
             # The short-range model's keypoints are worse on small faces, so its detections
             # only fill places where the full-range model found nothing.
-            detections += _unmatched(_detect(self._short_detector, frame_rgb), detections)
+            detections += unmatched(detect(self._short_detector, frame_rgb), detections)
         detections.sort(key=lambda d: d.score, reverse=True)
         return detections[: self.config.max_faces]
 
     def _assign_ids(
-        self, detections: list[_Detection], track_ids: list[int]
-    ) -> list[tuple[int, _Detection]]:
+        self, detections: list[Detection], track_ids: list[int]
+    ) -> list[tuple[int, Detection]]:
         """Continue the track (of ``track_ids``) each detection overlaps most, or open one."""
         pairs: dict[int, int] = {}
         if detections and track_ids:
-            iou = _iou_matrix(
+            iou = iou_matrix(
                 np.stack([d.box_xyxy for d in detections]),
-                np.stack([self._tracks[t].box_xyxy for t in track_ids]),
+                np.stack([self._tracks[t].face.box_xyxy for t in track_ids]),
             )
-            pairs = _greedy_match(iou, self.config.iou_match)
+            pairs = greedy_match(iou, self.config.iou_match)
         assigned = []
         for index, detection in enumerate(detections):
             if index in pairs:
@@ -390,41 +341,32 @@ class FaceTracker(Closing):
             assigned.append((track_id, detection))
         return assigned
 
-    def _held(self, detected_ids: set[int]) -> list[Face]:
+    def _held(self, found_ids: set[int]) -> list[_Track]:
         """Tracks missed in this frame that are still young enough to return, youngest first."""
         held = [
-            replace(face, age=face.age + 1)
-            for track_id, face in self._tracks.items()
-            if track_id not in detected_ids and face.age < self.config.hold_frames
+            replace(track, face=replace(track.face, age=track.face.age + 1))
+            for track_id, track in self._tracks.items()
+            if track_id not in found_ids and track.face.age < self.config.hold_frames
         ]
-        return sorted(held, key=lambda face: face.age)
-
-    def _keep(self, faces: list[Face]) -> None:
-        """Make ``faces`` (capped at max_faces, detected ones first) the live tracks."""
-        self._tracks = {face.track_id: face for face in faces[: self.config.max_faces]}
-        self._mesh_backoff = {t: b for t, b in self._mesh_backoff.items() if t in self._tracks}
-        self._flow_patches = {t: p for t, p in self._flow_patches.items() if t in self._tracks}
-        self._frames_flowed = {t: n for t, n in self._frames_flowed.items() if t in self._tracks}
+        return sorted(held, key=lambda track: track.face.age)
 
     def _landmarks(
-        self, frame_rgb: np.ndarray, detection: _Detection, track_id: int
-    ) -> np.ndarray | None:
+        self, frame_rgb: np.ndarray, detection: Detection, backoff: tuple[int, int]
+    ) -> tuple[np.ndarray | None, tuple[int, int]]:
+        """Mesh landmarks of a detected face (or None), and its mesh back-off after this try:
+        after the mesh fails, the next 1, 3, 7... detections go without it."""
         if self._mesh is None:
-            return None
-        failures, skip = self._mesh_backoff.get(track_id, (0, 0))
+            return None, backoff
+        failures, skip = backoff
         if skip > 0:
-            self._mesh_backoff[track_id] = (failures, skip - 1)
-            return None
+            return None, (failures, skip - 1)
         landmarks_xy = self._mesh_landmarks(frame_rgb, detection)
         if landmarks_xy is None and self.config.mesh_backoff_max > 0:
             failures += 1
-            self._mesh_backoff[track_id] = (
-                failures, min(2**failures - 1, self.config.mesh_backoff_max))
-        else:
-            self._mesh_backoff.pop(track_id, None)
-        return landmarks_xy
+            return None, (failures, min(2**failures - 1, self.config.mesh_backoff_max))
+        return landmarks_xy, (0, 0)
 
-    def _mesh_landmarks(self, frame_rgb: np.ndarray, detection: _Detection) -> np.ndarray | None:
+    def _mesh_landmarks(self, frame_rgb: np.ndarray, detection: Detection) -> np.ndarray | None:
         box_xyxy = detection.box_xyxy
         center_xy = (box_xyxy[:2] + box_xyxy[2:]) / 2
         side_px = self.config.mesh_crop_scale * float(max(box_xyxy[2:] - box_xyxy[:2]))

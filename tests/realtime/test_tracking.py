@@ -16,6 +16,7 @@ import pytest
 from mediapipe.framework.formats import landmark_pb2
 
 from realtime import tracking
+from realtime.detection import iou_matrix
 from realtime.face import mesh
 from realtime.face.flow import flow_patch, propagate_landmarks
 from realtime.face.landmarks import (
@@ -24,7 +25,7 @@ from realtime.face.landmarks import (
     detect_landmarks_on_crop,
     geometry_from_landmarks,
 )
-from realtime.tracking import FaceTracker, TrackerConfig, _iou_matrix
+from realtime.tracking import FaceTracker, TrackerConfig
 from realtime.types import Face
 
 CELEBA_FILES = ["validation_1002.png", "validation_1003.png", "validation_1016.png"]
@@ -75,7 +76,7 @@ def test_hamilton_ids_stable(hamilton_faces: list[list[Face]]) -> None:
     for before, after in itertools.pairwise(hamilton_faces):
         for face in after:
             overlaps = [
-                f for f in before if _iou_matrix(f.box_xyxy[None], face.box_xyxy[None]) > 0.5
+                f for f in before if iou_matrix(f.box_xyxy[None], face.box_xyxy[None]) > 0.5
             ]
             assert all(f.track_id == face.track_id for f in overlaps)
     first_shot_ids = {face.track_id for faces in hamilton_faces[:20] for face in faces}
@@ -213,20 +214,6 @@ def test_landmark_parsing_matches_protobuf(with_visibility: bool) -> None:
     np.testing.assert_array_equal(_normalized_xy(landmark_list), points[:, :2])
 
 
-@pytest.mark.parametrize(
-    "box_a, box_b, expected",
-    [
-        ([0, 0, 10, 10], [0, 0, 10, 10], 1.0),
-        ([0, 0, 10, 10], [5, 0, 15, 10], 1 / 3),
-        ([0, 0, 10, 10], [20, 20, 30, 30], 0.0),
-        ([0, 0, 0, 0], [0, 0, 0, 0], 0.0),
-    ],
-)
-def test_iou(box_a: list[float], box_b: list[float], expected: float) -> None:
-    iou = _iou_matrix(np.array([box_a], np.float32), np.array([box_b], np.float32))
-    assert iou.shape == (1, 1) and iou[0, 0] == pytest.approx(expected)
-
-
 def test_mesh_backs_off_after_failures_and_resumes_after_success(
     face_frame_bgr: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -304,7 +291,7 @@ def testgeometry_from_landmarks_matches_detector(masked_frames_bgr: list[np.ndar
     [face] = faces[0]
     box_xyxy, keypoints_xy = geometry_from_landmarks(face.landmarks_xy)
     assert box_xyxy.dtype == keypoints_xy.dtype == np.float32 and keypoints_xy.shape == (6, 2)
-    assert _iou_matrix(box_xyxy[None], face.box_xyxy[None])[0, 0] > 0.7
+    assert iou_matrix(box_xyxy[None], face.box_xyxy[None])[0, 0] > 0.7
     box_size = float(max(face.box_xyxy[2:] - face.box_xyxy[:2]))
     assert (np.linalg.norm(keypoints_xy - face.keypoints_xy, axis=1) < 0.15 * box_size).all()
 
@@ -397,9 +384,10 @@ def test_reset_forgets_previous_frame(face_frame_bgr: np.ndarray) -> None:
     with FaceTracker(TrackerConfig(mesh_every=3, detect_every=10)) as tracker:
         for _ in range(2):  # detected, then flowed (and due to flow in the next frame)
             tracker.update(face_frame_bgr)
-        assert tracker.last_flowed_ids and tracker._flow_patches
+        assert tracker.last_flowed_ids
+        assert [t.flow_patch is not None for t in tracker._tracks.values()] == [True]
         tracker.reset()
-        assert not tracker._flow_patches and not tracker._frames_flowed
+        assert not tracker._tracks  # and with them their patches and flow counts
         tracker.update(face_frame_bgr)
         assert tracker.last_flowed_ids == set()  # detected and meshed afresh
 
