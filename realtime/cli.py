@@ -285,7 +285,8 @@ def build_web_parser() -> argparse.ArgumentParser:
 def cmd_web(argv: Sequence[str]) -> int:
     args = build_web_parser().parse_args(argv)
     from engines import EngineConfig
-    from realtime.web import WebConfig, serve
+    from realtime.web import WebConfig
+    from realtime.web_page import serve
 
     engines = EngineConfig(crop_size=args.crop, segmenter_checkpoint=args.segmenter,
                            generator_checkpoint=args.generator, cache_dir=args.cache_dir,

@@ -1,10 +1,10 @@
-"""The browser demo (Gradio): photos, videos and the webcam through the pipeline.
+"""The browser demo's handlers (Gradio): photos, videos and the webcam through the pipeline.
 
-    realtime-unmask web                               # http://127.0.0.1:7860, this machine only
-    realtime-unmask web --host 0.0.0.0 --port 8080    # reachable from the network
-    realtime-unmask web --share --backend onnx --max-faces 2
+    app = WebApp(WebConfig())
+    shown, download, session = app.unmask_image(None, "photo.jpg", Settings())
 
-    demo = build_blocks(WebApp(WebConfig()))          # the gr.Blocks, e.g. to mount elsewhere
+The page that wires these to Gradio components, and the server, are ``realtime.web_page``
+(``realtime-unmask web``); tests call the handlers directly, without a browser.
 
 Engines (ONNX sessions) are built on first use and shared by all browser sessions; each session
 owns its pipelines (one per tab: the MediaPipe tracker and mask smoothers hold per-face state)
@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, get_args
 
 import cv2
@@ -45,8 +44,6 @@ IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}  # P
 PAD_FRACTIONS = (0.0, 0.25, 0.5)
 """Replicated border tried, as a share of the picture's longer side, until a face is found:
 the detector misses many tight face crops that it finds with some background around them."""
-NOTICE = ("The painted lower face is a plausible guess made by a neural network, not the hidden "
-          "face: it must not be used to identify anyone. Downloads say so in their metadata.")
 
 
 @dataclass(frozen=True)
@@ -357,94 +354,3 @@ def _friendly_errors(*names: tuple[Path, str]) -> Iterator[None]:
         for path, name in names:
             message = message.replace(str(path), name)
         raise _user_error(message) from exc
-
-
-def build_blocks(app: WebApp) -> gr.Blocks:
-    """The page: Image, Video, Webcam and Settings tabs wired to ``app``'s handlers."""
-    c = app.config
-    # Every 5 min, cached files older than 30 min go (Gradio stores every webcam frame).
-    with gr.Blocks(title="realtime-unmask", analytics_enabled=False,
-                   delete_cache=(300, 1800)) as demo:
-        ui = SimpleNamespace(session=gr.State(None, delete_callback=_close_session))
-        gr.Markdown(f"# realtime-unmask\nRemoves face masks from photos, videos and your "
-                    f"webcam. {NOTICE}")
-        with gr.Tab("Image"), gr.Row():
-            ui.image_in = gr.Image(label="Masked photo (jpg, png, webp, bmp)", type="filepath",
-                                   sources=["upload", "clipboard"], elem_id="image-input")
-            with gr.Column():
-                ui.image_out = gr.Image(label="Result", format="png", interactive=False,
-                                        elem_id="image-output")
-                ui.image_overlay = gr.Checkbox(label="Tint the painted region")
-                ui.image_file = gr.File(label="Download (PNG)", elem_id="image-file")
-        with gr.Tab("Video"), gr.Row():
-            ui.video_in = gr.Video(label=f"Masked video (mp4, mov, mkv, webm, avi; up to "
-                                         f"{c.max_video_s:g} s)", sources=["upload"],
-                                   include_audio=True, elem_id="video-input")
-            with gr.Column():
-                ui.video_button = gr.Button("Unmask video", variant="primary",
-                                            elem_id="video-button")
-                ui.video_out = gr.Video(label="Result", interactive=False, elem_id="video-output")
-                ui.video_file = gr.File(label="Download (MP4)", elem_id="video-file")
-        with gr.Tab("Webcam"), gr.Row():
-            ui.webcam_in = gr.Image(label="Camera", sources=["webcam"], streaming=True,
-                                    elem_id="webcam-input")
-            with gr.Column():
-                ui.webcam_out = gr.Image(label="Result", format="jpeg", interactive=False,
-                                         elem_id="webcam-output")
-                ui.webcam_speed = gr.Markdown(elem_id="webcam-speed")
-        with gr.Tab("Settings"):
-            ui.settings = [  # in the order of Settings.from_page
-                gr.Dropdown(list(get_args(Backend)), value=c.backend, label="Inference backend"),
-                gr.Slider(1, 16, value=c.max_faces, step=1, label="Most faces per frame"),
-                gr.Checkbox(label="Tint the painted region"),
-                gr.Slider(0.05, 1.0, value=0.5, step=0.05, label="Mask smoothing: weight of "
-                          "the newest frame (lower is steadier, 1 is off)"),
-                gr.Checkbox(value=True, label="Tag results 'reconstructed'")]
-        _wire(app, ui)
-    return demo
-
-
-def _wire(app: WebApp, ui: SimpleNamespace) -> None:
-    def image_fn(state, upload, show_mask, backend, faces, _overlay, smoothing, label):
-        page = Settings.from_page(backend, faces, show_mask, smoothing, label)
-        return app.unmask_image(state, upload, page)
-
-    # Gradio finds the progress bar by this default argument, so it has to be a call.
-    def video_fn(state, upload, *values, progress=gr.Progress()):  # noqa: B008
-        return app.unmask_video(state, upload, Settings.from_page(*values), progress)
-
-    def webcam_fn(state, frame_rgb, *values):
-        return app.unmask_webcam(state, frame_rgb, Settings.from_page(*values))
-
-    # Unpreprocessed, the picture reaches the handler as the stored file, so a broken or
-    # unsupported upload gets a clear message instead of Pillow's error inside Gradio.
-    gr.on([ui.image_in.change, ui.image_overlay.input], image_fn,
-          [ui.session, ui.image_in, ui.image_overlay, *ui.settings],
-          [ui.image_out, ui.image_file, ui.session], preprocess=False)
-    overlay = ui.settings[2]  # the Image tab's box and the Settings one stay in step
-    ui.image_overlay.input(lambda v: v, ui.image_overlay, overlay, queue=False)
-    overlay.input(lambda v: v, overlay, ui.image_overlay, queue=False)
-    ui.video_button.click(video_fn, [ui.session, ui.video_in, *ui.settings],
-                          [ui.video_out, ui.video_file, ui.session])
-    # The browser sends the next frame once the last one is back, on this clock's next tick.
-    ui.webcam_in.stream(webcam_fn, [ui.session, ui.webcam_in, *ui.settings],
-                        [ui.webcam_out, ui.webcam_speed, ui.session], stream_every=0.05,
-                        time_limit=app.config.webcam_time_limit_s, show_progress="hidden",
-                        concurrency_limit=app.config.webcam_streams)
-
-
-def _close_session(session: Session | None) -> None:
-    if session is not None:
-        session.close()
-
-
-def serve(config: WebConfig) -> None:
-    """Builds the page and serves it until interrupted; temporary files go with it."""
-    app = WebApp(config)
-    try:
-        demo = build_blocks(app)
-        demo.queue(max_size=32)
-        demo.launch(server_name=config.host, server_port=config.port, share=config.share,
-                    max_file_size=f"{config.max_file_mb}mb", ssr_mode=False)
-    finally:
-        app.close()
