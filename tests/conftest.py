@@ -8,6 +8,7 @@ missing, so a green run always means the real clips were exercised.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,29 @@ def hamilton_clip(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def masked_clip(shared_data: Path) -> Path:
     return shared_data / "videos" / "masked_webcam_256.mp4"
+
+
+@pytest.fixture(scope="session")
+def runners() -> dict[str, str]:
+    """The runner each ``--backend`` gets on this machine, from what is installed and visible,
+    so that tests naming it hold with and without an NVIDIA GPU: ``onnx`` runs on ONNX
+    Runtime's CUDA (or TensorRT) provider where it has one, else on the CPU; ``torch`` on CUDA
+    where torch sees a GPU; ``auto`` is Torch-TensorRT where that can run, else ``onnx``'s."""
+    from engines import onnxrt, probe
+    from engines.base import BackendUnavailable
+
+    try:
+        onnx = onnxrt.gpu_providers(probe.import_onnxruntime(), precision="fp16")[1]
+    except BackendUnavailable:
+        onnx = "onnxruntime-cpu"
+    def runs(*probes: Callable[[], object]) -> bool:
+        try:
+            for check in probes:
+                check()
+        except BackendUnavailable:
+            return False
+        return True
+
+    tensorrt = runs(probe.require_torch_cuda, probe.import_torch_tensorrt)
+    return {"auto": "torch-tensorrt" if tensorrt else onnx, "onnx": onnx,
+            "torch": "torch-cuda" if runs(probe.require_torch_cuda) else "torch-cpu"}

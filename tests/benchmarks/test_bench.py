@@ -39,12 +39,12 @@ def test_writes_json_markdown_and_plots_and_nothing_half_written(quick_run) -> N
 
 
 @pytest.mark.slow
-def test_json_holds_machine_versions_and_every_section(quick_run) -> None:
+def test_json_holds_machine_versions_and_every_section(quick_run, runners) -> None:
     _, r, _ = quick_run
     assert r["machine"]["cores"] >= 1 and r["machine"]["cpu"]
     assert r["versions"]["torch"] and r["versions"]["onnxruntime"]
     assert r["settings"]["quick"] is True
-    assert "onnxruntime-cpu" in r["backends"]["available"]
+    assert runners["onnx"] in r["backends"]["available"]
     # No GPU here: TensorRT is reported as skipped with its reason, not silently dropped.
     if r["machine"]["gpu"] is None:
         assert any(s.startswith("tensorrt skipped: ") for s in r["backends"]["skipped"])
@@ -54,7 +54,7 @@ def test_json_holds_machine_versions_and_every_section(quick_run) -> None:
 
 
 @pytest.mark.slow
-def test_speed_rows_cover_the_grid_with_consistent_figures(quick_run) -> None:
+def test_speed_rows_cover_the_grid_with_consistent_figures(quick_run, runners) -> None:
     _, r, _ = quick_run
     primary = r["backends"]["available"][0]
     default = {row["clip"]: row for row in r["speed"]
@@ -76,7 +76,7 @@ def test_speed_rows_cover_the_grid_with_consistent_figures(quick_run) -> None:
             > default["1 face 360p"]["stages_ms"]["segment"]["p50"])
     variants = {row["variant"] for row in r["speed"] if row["clip"] == TARGET_CLIP}
     assert {"telea", "smoothing off"} <= variants
-    assert any(row["backend"] == "torch-cpu" for row in r["speed"])  # eager PyTorch
+    assert any(row["backend"] == runners["torch"] for row in r["speed"])  # eager PyTorch
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ def _no_onnxruntime() -> None:
 
 
 def test_auto_picks_onnxruntime_cpu_and_says_why_not_the_others(
-    onnx_cache: Path, cpu_engines: Engines
+    onnx_cache: Path, cpu_engines: Engines, no_gpu: None
 ) -> None:
     lines: list[str] = []
     engines = load_engines(
@@ -52,7 +52,7 @@ def test_auto_picks_onnxruntime_cpu_and_says_why_not_the_others(
     assert telemetry["backend"] == "onnxruntime-cpu" and telemetry["cores"] >= 1
 
 
-def test_forcing_tensorrt_here_fails_loudly(onnx_cache: Path) -> None:
+def test_forcing_tensorrt_without_a_gpu_fails_loudly(onnx_cache: Path, no_gpu: None) -> None:
     with pytest.raises(EngineError, match="--backend tensorrt cannot run here: tensorrt skipped"):
         load_engines(
             EngineConfig(backend="tensorrt", cache_dir=onnx_cache, random_weights=True),
@@ -61,7 +61,7 @@ def test_forcing_tensorrt_here_fails_loudly(onnx_cache: Path) -> None:
 
 
 def test_auto_falls_back_to_torch_without_onnxruntime(
-    onnx_cache: Path, monkeypatch: pytest.MonkeyPatch
+    onnx_cache: Path, monkeypatch: pytest.MonkeyPatch, no_gpu: None
 ) -> None:
     monkeypatch.setattr(probe, "import_onnxruntime", _no_onnxruntime)
     engines = load_engines(
@@ -87,12 +87,17 @@ def test_forcing_onnx_without_onnxruntime_fails_loudly(
 
 @pytest.fixture(scope="module")
 def torch_engines(onnx_cache: Path) -> Engines:
-    return load_engines(
-        EngineConfig(
-            backend="torch", max_batch=MAX_BATCH, cache_dir=onnx_cache, random_weights=True
-        ),
-        log=lambda s: None,
-    )
+    """Eager PyTorch on the CPU (also where torch sees a GPU), to compare with cpu_engines."""
+    import torch
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.cuda, "is_available", lambda: False)
+        return load_engines(
+            EngineConfig(
+                backend="torch", max_batch=MAX_BATCH, cache_dir=onnx_cache, random_weights=True
+            ),
+            log=lambda s: None,
+        )
 
 
 @pytest.mark.parametrize(
@@ -137,7 +142,9 @@ def test_wrong_input_shape_is_refused(cpu_engines: Engines) -> None:
         cpu_engines.generator(np.zeros((1, 3, 128, 128), np.float32))
 
 
-def test_compile_reports_what_was_built_and_skipped(onnx_cache: Path, cpu_engines: Engines) -> None:
+def test_compile_reports_what_was_built_and_skipped(
+    onnx_cache: Path, cpu_engines: Engines, no_gpu: None
+) -> None:
     steps: list[tuple[int, int, str]] = []
     report = compile_models(
         EngineConfig(max_batch=MAX_BATCH, cache_dir=onnx_cache, random_weights=True),
@@ -180,6 +187,7 @@ print(engines.backend, engines.segmenter(np.zeros((1, 3, 128, 128), np.float32))
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    # Also where ONNX Runtime has CUDA: a GPU session would need an export, which needs torch.
     assert done.stdout.split() == ["onnxruntime-cpu", "(1,", "1,", "128,", "128)"]
 
 
