@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import av
@@ -99,19 +100,42 @@ def test_image_folder_with_masks(shared_data: Path, tmp_path: Path, engine_cache
     assert Image.open(out / names[0]).info.get("Comment") == PROVENANCE
 
 
-def test_simulated_camera_reports_latency(hamilton_clip: Path, tmp_path: Path,
-                                          engine_cache: Path) -> None:
+class SlowSink:
+    """A viewer that takes two camera periods over each frame, and notes which frames came."""
+
+    def __init__(self, seconds_per_frame: float) -> None:
+        self.seconds_per_frame, self.indices = seconds_per_frame, []
+
+    def write(self, frame, out_bgr, mask_full_hw) -> None:
+        self.indices.append(frame.index)
+        time.sleep(self.seconds_per_frame)
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def test_simulated_camera_drops_what_a_slow_consumer_misses_and_counts_it(
+        hamilton_clip: Path, tmp_path: Path, engine_cache: Path) -> None:
+    # 30 frames of a 275-frame clip: the clip lasts even at ~300 ms a frame on a busy machine.
+    fps, frames = 30.0, 30
+    slow = SlowSink(2 / fps)
     config = RunConfig(source=0, output=str(tmp_path / "live.mp4"), display=False,
-                       max_frames=45, cache_dir=engine_cache, progress=False,
-                       random_weights=True)
+                       max_frames=frames, cache_dir=engine_cache, progress=False,
+                       random_weights=True, extra_sinks=(slow,))
     pipeline = build_pipeline(config, log=lambda _: None)
     summary = run(config, log=lambda _: None, pipeline=pipeline,
-                  source=SimulatedCamera(hamilton_clip, fps=30.0))
-    assert summary["frames"] == 45
+                  source=SimulatedCamera(hamilton_clip, fps=fps))
+    assert summary["frames"] == frames == len(slow.indices)
     latency = summary["capture_to_output_ms"]
-    assert latency is not None and latency["n"] == 45 and 0 < latency["p50"] < 2000
-    assert summary["frames_dropped"] >= 0
-    assert _probe(tmp_path / "live.mp4")["frames"] == 45
+    assert latency is not None and latency["n"] == frames and 0 < latency["p50"] < 2000
+    # The camera numbers every frame it captures; each gap is a frame dropped while the loop
+    # was busy, counted before the next one was handed over.
+    assert slow.indices == sorted(set(slow.indices))
+    skipped = slow.indices[-1] + 1 - frames
+    assert skipped > frames / 2  # at least a frame lost for most frames shown
+    assert skipped <= summary["frames_dropped"] <= _probe(hamilton_clip)["frames"] - frames
+    assert _probe(tmp_path / "live.mp4")["frames"] == frames
 
 
 class FakeCapture:
