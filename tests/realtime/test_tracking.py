@@ -10,25 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import pytest
-from mediapipe.framework.formats import landmark_pb2
 
 from realtime import tracking
 from realtime.detection import iou_matrix
 from realtime.face import mesh
-from realtime.face.flow import flow_patch, propagate_landmarks
-from realtime.face.landmarks import (
-    CropLandmarker,
-    _normalized_xy,
-    detect_landmarks_on_crop,
-    geometry_from_landmarks,
-)
+from realtime.face.landmarks import geometry_from_landmarks
 from realtime.tracking import FaceTracker, TrackerConfig
 from realtime.types import Face
 
-CELEBA_FILES = ["validation_1002.png", "validation_1003.png", "validation_1016.png"]
 OUTER_EYE_CORNERS = (mesh.RIGHT_EYE[0], mesh.LEFT_EYE[1])
 
 
@@ -41,12 +32,6 @@ def read_frames_bgr(path: Path, count: int) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def celeba_crops_rgb(shared_data: Path) -> list[np.ndarray]:
-    folder = shared_data / "faces" / "celeba_crops"
-    return [cv2.cvtColor(cv2.imread(str(folder / n)), cv2.COLOR_BGR2RGB) for n in CELEBA_FILES]
-
-
-@pytest.fixture(scope="module")
 def hamilton_faces(hamilton_clip: Path) -> list[list[Face]]:
     with FaceTracker() as tracker:
         return [tracker.update(frame_bgr) for frame_bgr in read_frames_bgr(hamilton_clip, 60)]
@@ -56,13 +41,6 @@ def hamilton_faces(hamilton_clip: Path) -> list[list[Face]]:
 def tracker() -> Iterator[FaceTracker]:
     with FaceTracker(TrackerConfig(hold_frames=2)) as shared:
         yield shared
-
-
-@pytest.fixture(scope="module")
-def face_frame_bgr(celeba_crops_rgb: list[np.ndarray]) -> np.ndarray:
-    """One real face, scaled and padded so that the detector sees it comfortably."""
-    crop_bgr = cv2.resize(cv2.cvtColor(celeba_crops_rgb[0], cv2.COLOR_RGB2BGR), (96, 96))
-    return cv2.copyMakeBorder(crop_bgr, 52, 52, 52, 52, cv2.BORDER_REPLICATE)
 
 
 def test_hamilton_faces_found_in_most_frames(hamilton_faces: list[list[Face]]) -> None:
@@ -175,43 +153,11 @@ def test_config_validation(field: str, value: float) -> None:
         TrackerConfig(**{field: value})
 
 
-def test_landmarks_on_celeba_crops(celeba_crops_rgb: list[np.ndarray]) -> None:
-    with CropLandmarker() as landmarker:
-        for crop_rgb in celeba_crops_rgb:
-            landmarks_xy = detect_landmarks_on_crop(crop_rgb, landmarker)
-            assert landmarks_xy is not None and landmarks_xy.shape == (mesh.NUM_LANDMARKS, 2)
-            height, width = crop_rgb.shape[:2]
-            # a tight crop can cut the chin, so allow landmarks a little past its edges
-            margin = 0.1 * max(height, width)
-            assert (landmarks_xy >= -margin).all()
-            assert (landmarks_xy <= np.array([width, height]) + margin).all()
-            right_eye_x, left_eye_x = landmarks_xy[list(OUTER_EYE_CORNERS), 0]
-            assert right_eye_x < width / 2 < left_eye_x  # the subject's right eye is on the left
-            assert landmarks_xy[mesh.RIGHT_EYE[0], 1] < landmarks_xy[mesh.INNER_LIPS[0], 1]
-
-
-def test_landmarks_on_crop_without_landmarker(celeba_crops_rgb: list[np.ndarray]) -> None:
-    assert detect_landmarks_on_crop(celeba_crops_rgb[1]).shape == (mesh.NUM_LANDMARKS, 2)
-    assert detect_landmarks_on_crop(np.zeros((80, 80, 3), np.uint8)) is None
-
-
 def test_masked_webcam_detected(masked_clip: Path) -> None:
     with FaceTracker() as tracker:
         results = [tracker.update(frame_bgr) for frame_bgr in read_frames_bgr(masked_clip, 30)]
     assert np.mean([any(face.age == 0 for face in faces) for faces in results]) >= 0.8
     assert {face.track_id for faces in results for face in faces} == {0}
-
-
-@pytest.mark.parametrize("with_visibility", [False, True])
-def test_landmark_parsing_matches_protobuf(with_visibility: bool) -> None:
-    rng = np.random.default_rng(0)
-    points = rng.uniform(-0.2, 1.2, size=(mesh.NUM_LANDMARKS, 3)).astype(np.float32)
-    landmark_list = landmark_pb2.NormalizedLandmarkList()
-    for x, y, z in points:
-        point = landmark_list.landmark.add(x=x, y=y, z=z)
-        if with_visibility:
-            point.visibility = 0.9  # a layout the fast path does not know
-    np.testing.assert_array_equal(_normalized_xy(landmark_list), points[:, :2])
 
 
 def test_mesh_backs_off_after_failures_and_resumes_after_success(
@@ -323,12 +269,6 @@ def test_new_face_found_within_detect_every(face_frame_bgr: np.ndarray, detect_e
         assert faces[0].track_id == first.track_id and faces[1].track_id > first.track_id
 
 
-def eye_distances(landmarks_a: np.ndarray, landmarks_b: np.ndarray) -> np.ndarray:
-    """Per-landmark distance as a fraction of the distance between the outer eye corners."""
-    eye_distance = np.linalg.norm(np.subtract(*landmarks_a[list(OUTER_EYE_CORNERS)]))
-    return np.linalg.norm(landmarks_a - landmarks_b, axis=1) / eye_distance
-
-
 @pytest.mark.parametrize("mesh_every", [2, 3])
 def test_mesh_every_replaces_mesh_by_flow(
     masked_frames_bgr: list[np.ndarray], mesh_every: int
@@ -349,7 +289,8 @@ def test_mesh_every_replaces_mesh_by_flow(
         assert not (before and now) or mesh_every > 2  # mesh_every=2 never flows twice in a row
 
 
-def test_flowed_landmarks_match_the_mesh(masked_frames_bgr: list[np.ndarray]) -> None:
+def test_flowed_landmarks_match_the_mesh(masked_frames_bgr: list[np.ndarray],
+                                         eye_distances) -> None:
     meshed, _ = track_clip(masked_frames_bgr, TrackerConfig(mesh_every=1), record=FLOWED)
     faces, flowed = track_clip(masked_frames_bgr, TrackerConfig(mesh_every=2), record=FLOWED)
     errors = np.array([
@@ -390,43 +331,3 @@ def test_reset_forgets_previous_frame(face_frame_bgr: np.ndarray) -> None:
         assert not tracker._tracks  # and with them their patches and flow counts
         tracker.update(face_frame_bgr)
         assert tracker.last_flowed_ids == set()  # detected and meshed afresh
-
-
-@pytest.mark.parametrize(
-    "shift_xy, angle_deg, scale, follows",
-    [
-        ((0.0, 0.0), 0.0, 1.0, True),
-        ((6.0, -4.0), 0.0, 1.0, True),
-        ((-9.0, 3.0), 8.0, 1.05, True),
-        ((3.0, 2.0), 0.0, 1.3, False),  # a zoom too fast for one frame
-    ],
-)
-def test_propagate_landmarks_follows_a_known_motion(
-    face_frame_bgr: np.ndarray, shift_xy: tuple[float, float], angle_deg: float, scale: float,
-    follows: bool,
-) -> None:
-    frame_rgb = cv2.cvtColor(face_frame_bgr, cv2.COLOR_BGR2RGB)
-    with CropLandmarker() as landmarker:
-        landmarks_xy = landmarker(frame_rgb)
-    motion = cv2.getRotationMatrix2D((100.0, 100.0), angle_deg, scale)
-    motion[:, 2] += shift_xy
-    moved_rgb = cv2.warpAffine(frame_rgb, motion, (200, 200), borderMode=cv2.BORDER_REPLICATE)
-    moved_xy = propagate_landmarks(
-        flow_patch(frame_rgb, landmarks_xy), moved_rgb, landmarks_xy,
-        max_error=0.03, max_scale_change=0.1)
-    if not follows:
-        assert moved_xy is None
-        return
-    expected_xy = landmarks_xy @ motion[:, :2].T + motion[:, 2]
-    assert moved_xy.shape == (mesh.NUM_LANDMARKS, 2) and moved_xy.dtype == np.float32
-    assert eye_distances(expected_xy, moved_xy).max() < 0.03
-
-
-def test_propagate_landmarks_rejects_another_picture(face_frame_bgr: np.ndarray) -> None:
-    frame_rgb = cv2.cvtColor(face_frame_bgr, cv2.COLOR_BGR2RGB)
-    with CropLandmarker() as landmarker:
-        landmarks_xy = landmarker(frame_rgb)
-    noise_rgb = np.random.default_rng(0).integers(0, 256, frame_rgb.shape, dtype=np.uint8)
-    assert propagate_landmarks(
-        flow_patch(frame_rgb, landmarks_xy), noise_rgb, landmarks_xy,
-        max_error=0.03, max_scale_change=0.1) is None
