@@ -7,6 +7,10 @@
 Backends: Torch-TensorRT, ONNX Runtime (CUDA / TensorRT EP / CPU) and PyTorch. Heavy packages
 (torch, torch_tensorrt, onnxruntime, pynvml) are imported only inside the functions that use
 them, so ``--backend onnx`` runs from a cached model where torch is not installed.
+
+The bottom layer: the networks (``engines.models``) and their checkpoint format
+(``engines.checkpoint``) live here too, and nothing here imports realtime, training or
+benchmarks (``tests/test_layers.py``).
 """
 
 from __future__ import annotations
