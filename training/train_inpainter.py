@@ -21,8 +21,9 @@ W`` adds W x (1 - ArcFace cosine) of output and clean face (``training.identity_
 w600k_mbf ONNX run in torch; off by default, used to fine-tune with ``--init``).
 
 Validation reports PSNR/SSIM over the crop and in the hole, LPIPS in the hole's box and, when
-the model is in the cache, the ArcFace cosine; the checkpoint with the lowest LPIPS is kept as
-``out/generator.safetensors`` (the last one as ``out/last.safetensors``). Also
+the model is in the cache, the ArcFace cosine; the checkpoint with the lowest LPIPS (plus
+0.25 x (1 - ArcFace cosine) when training with the identity loss: ``selection_score``) is kept
+as ``out/generator.safetensors`` (the last one as ``out/last.safetensors``). Also
 ``out/train_state.*`` (for ``--resume``), ``out/samples/step_*.png`` (input | mask | output |
 target) and ``out/metrics.jsonl``.
 """
@@ -160,6 +161,25 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
     return {f"val_{k}": v / len(val) for k, v in sums.items() if not k.startswith("mse")}
 
 
+IDENTITY_SELECT = 0.25
+"""With the identity loss on, the best checkpoint minimises LPIPS + this x (1 - ArcFace
+cosine): 0.01 of cosine is worth 0.0025 of LPIPS, about the step-to-step noise of either on
+128 validation faces."""
+
+
+def selection_score(metrics: dict, config: InpainterConfig) -> tuple[str, float]:
+    """(criterion, score; lower is better) by which the best checkpoint is chosen: validation
+    LPIPS in the hole's box (minus hole PSNR without VGG16), plus the identity term when the
+    run trains with ``--identity-weight``."""
+    if "val_lpips_hole" in metrics:
+        kind, score = "lpips", metrics["val_lpips_hole"]
+    else:
+        kind, score = "psnr", -metrics.get("val_psnr_mask", 0.0)
+    if config.identity_weight > 0 and "val_arcface" in metrics:
+        kind, score = kind + "+arcface", score + IDENTITY_SELECT * (1 - metrics["val_arcface"])
+    return kind, score
+
+
 def load_arcface(config: InpainterConfig) -> torch.nn.Module | None:
     """The differentiable ArcFace: needed for ``--identity-weight`` > 0, else loaded only to
     validate identity when it is in the cache."""
@@ -268,11 +288,13 @@ def train(config: InpainterConfig) -> dict:
     arcface = load_arcface(config)
     losses = Losses(config, models, vgg if config.perceptual_weight > 0 else None,
                     arcface if config.identity_weight > 0 else None)
-    step, seconds_before, region_step, metrics, best_lpips = 0, 0.0, None, {}, None
+    step, seconds_before, region_step, metrics, best_score = 0, 0.0, None, {}, None
+    best_kind = None
     if config.resume:
         info = load_train_state(config.out, models=models, optimizers=optimizers)
         step, seconds_before = info["step"], info["train_seconds"]
-        region_step, best_lpips = info.get("region_step"), info.get("best_lpips")
+        region_step, best_score = info.get("region_step"), info.get("best_lpips")
+        best_kind = info.get("best_kind", "lpips")
         # A new --lr-gen or --lr-disc applies to a resumed run too.
         for opt, lr in ((opt_g, config.lr_gen), (opt_dw, config.lr_disc),
                         (opt_dr, config.lr_disc)):
@@ -284,13 +306,16 @@ def train(config: InpainterConfig) -> dict:
     bar = tqdm(total=config.steps, initial=step, disable=not config.progress, unit="step")
 
     def checkpoint() -> None:
-        nonlocal best_lpips
-        score = metrics.get("val_lpips_hole", -metrics.get("val_psnr_mask", 0.0))
-        best = best_lpips is None or score < best_lpips or not (
+        nonlocal best_score, best_kind
+        kind, score = selection_score(metrics, config)
+        if kind != best_kind and best_kind is not None:
+            bar.write(f"step {step}: checkpoints are now chosen by {kind} (was {best_kind})")
+            best_score = None  # scores of another kind do not compare
+        best = best_score is None or score < best_score or not (
             config.out / "generator.safetensors").is_file()
-        best_lpips = score if best else best_lpips
+        best_score, best_kind = (score if best else best_score), kind
         info = {"train_seconds": seconds_before + budget.elapsed(), "region_step": region_step,
-                "best_lpips": best_lpips}
+                "best_lpips": best_score, "best_kind": best_kind}
         save_outputs(models, optimizers, config, step, info, metrics, summary, best=best)
 
     try:

@@ -155,3 +155,17 @@ def test_the_trainer_fine_tunes_with_the_identity_loss(face_dir: Path, masks_roo
     assert all(-1 <= r["val_arcface"] <= 1 for r in rows if "val_psnr" in r)
     missing = [*args[:-1], str(tmp_path / "none.onnx")]
     assert train_inpainter.main(missing) == 1  # a clear message, not a traceback
+
+
+def test_with_the_identity_loss_the_best_checkpoint_weighs_identity_too() -> None:
+    from types import SimpleNamespace
+
+    from training.train_inpainter import selection_score
+
+    plain, with_id = SimpleNamespace(identity_weight=0.0), SimpleNamespace(identity_weight=5.0)
+    a = {"val_lpips_hole": 0.280, "val_arcface": 0.58, "val_psnr_mask": 18}
+    b = {"val_lpips_hole": 0.282, "val_arcface": 0.62, "val_psnr_mask": 18}
+    assert selection_score(a, plain) < selection_score(b, plain)  # LPIPS alone: a
+    assert selection_score(b, with_id)[1] < selection_score(a, with_id)[1]  # +0.04 cosine: b
+    assert selection_score(a, with_id)[0] == "lpips+arcface"
+    assert selection_score({"val_psnr_mask": 20}, plain) == ("psnr", -20)
