@@ -25,7 +25,7 @@ import av
 import cv2
 import numpy as np
 
-from realtime.image_io import PROVENANCE, check_folder, partial_path
+from realtime.image_io import PROVENANCE, ensure_folder, partial_path, remove_folders
 from realtime.types import Frame, SinkContext, SinkError, StreamInfo
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,17 @@ class VideoFileSink(SinkContext):
             raise SinkError(f"cannot write video {self.path}: frame rate {info.fps} is not > 0")
         if info.audio_path and self.path.resolve() == Path(info.audio_path).resolve():
             raise SinkError(f"output {self.path} would overwrite the input")
-        check_folder(self.path.parent, self.path)
+        self._created = ensure_folder(self.path.parent, self.path)
         self._partial = partial_path(self.path)
         # Fractions keep NTSC rates exact (2997/100, 30000/1001) so average_rate round-trips.
         self._rate = Fraction(info.fps).limit_denominator(1001)
         width, height = info.size_wh
         self._size_wh = (width + width % 2, height + height % 2)
-        self._container, self._video, self._audio = self._open()
+        try:
+            self._container, self._video, self._audio = self._open()
+        except BaseException:
+            remove_folders(self._created)
+            raise
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
         self._aborting = False
@@ -199,6 +203,7 @@ class VideoFileSink(SinkContext):
         except (av.FFmpegError, OSError) as exc:
             log.warning("while discarding %s: %s", self._partial, exc)
         self._partial.unlink(missing_ok=True)
+        remove_folders(self._created)
 
 
 class _AudioCopy:

@@ -87,9 +87,10 @@ def test_missing_camera() -> None:
 
 
 def test_unwritable_output(tmp_path: Path, hamilton_clip: Path) -> None:
-    proc = cli("--input", str(hamilton_clip), "--output", str(tmp_path / "no" / "dir" / "o.mp4"))
-    assert_one_line_error(proc, "o.mp4")
-    assert not (tmp_path / "no").exists()
+    (tmp_path / "a_file").write_text("not a folder")
+    proc = cli("--input", str(hamilton_clip), "--output", str(tmp_path / "a_file" / "o.mp4"))
+    assert_one_line_error(proc, "o.mp4", "a file is in the way")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
 
 
 def test_wrong_checkpoint(tmp_path: Path, hamilton_clip: Path, cache: Path) -> None:
