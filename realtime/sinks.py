@@ -7,10 +7,12 @@
         for frame in source:
             sink.write(frame, out_bgr, mask_full_hw)   # closes on success, aborts on error
 
-Outputs appear atomically: each file is written under a hidden ``.NAME.partial.EXT`` name
-beside the target and renamed into place when complete, so a crash or an abort never leaves
-a half-written video or picture. Every output says in its metadata that its faces were
-synthesized (``PROVENANCE``).
+No output is ever half-written at the asked name: pictures are written under a hidden
+``.NAME.partial.EXT`` name and renamed into place when complete; a video is recorded as
+``NAME.recording.EXT``, a file that stays playable if the run is killed, and finished into
+place on a clean stop (``realtime.video_writer``, ``realtime.recording``); an error removes
+what is unfinished. Every output says in its metadata that its faces were synthesized
+(``PROVENANCE``).
 """
 
 from __future__ import annotations
@@ -136,12 +138,18 @@ def draw_label(frame_bgr: np.ndarray, text: str = "reconstructed") -> np.ndarray
     return frame_bgr
 
 
-def open_sink(output: str | None, info: StreamInfo, *, save_masks: bool) -> Sink | None:
-    """Picks the sink that ``output`` names: a video file, an image file, or a folder."""
+def open_sink(output: str | None, info: StreamInfo, *, save_masks: bool,
+              segment_seconds: float | None = None) -> Sink | None:
+    """Picks the sink that ``output`` names: a video file, an image file, or a folder.
+
+    ``segment_seconds`` cuts a video output into numbered files (``VideoFileSink``)."""
     if output is None:
         return None
     path = Path(output)
     suffix = path.suffix.lower()
+    if segment_seconds is not None and suffix not in VIDEO_EXTENSIONS:
+        exts = ", ".join(sorted(e[1:] for e in VIDEO_EXTENSIONS))
+        raise SinkError(f"--segment-seconds needs a video --output ({exts}), got {output}")
     if path.is_dir() or not suffix:
         return ImageSink(path, save_masks=save_masks)
     if suffix in VIDEO_EXTENSIONS:
@@ -149,7 +157,7 @@ def open_sink(output: str | None, info: StreamInfo, *, save_masks: bool) -> Sink
             raise SinkError(f"cannot turn images into the video {output}; give a folder instead")
         if save_masks:
             raise SinkError(f"masks are saved as images; give a folder, not the video {output}")
-        return VideoFileSink(path, info)
+        return VideoFileSink(path, info, segment_seconds=segment_seconds)
     if suffix in IMAGE_EXTENSIONS:
         if info.kind != "images":
             raise SinkError(f"cannot write a {info.kind} into the single image {output}")

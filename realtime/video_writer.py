@@ -1,13 +1,14 @@
-"""The video file sink: pictures encoded on their own thread, with the input's audio.
+"""The video file sink: pictures encoded on their own thread into files a crash cannot spoil.
 
     from realtime.video_writer import VideoFileSink
 
-    with VideoFileSink("out.mp4", source.info) as sink:
-        for frame in source:
-            sink.write(frame, out_bgr, None)   # closes on success, aborts on error
+    with VideoFileSink("out.mp4", source.info) as sink:            # or segment_seconds=600:
+        for frame in source:                                       # out_000.mp4, out_001.mp4...
+            sink.write(frame, out_bgr, None)
 
-The file is written under a hidden ``.NAME.partial.EXT`` name beside the target and renamed
-into place when complete (``realtime.image_io.partial_path``).
+How each file is written while recording (``out.recording.mp4``, playable after a SIGKILL or
+a power loss) and finished on a clean stop: ``realtime.recording``. The sink adds the thread,
+the timing of live frames, and the cutting of long recordings into segments.
 """
 
 from __future__ import annotations
@@ -15,61 +16,72 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from fractions import Fraction
+from itertools import count
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 
-from realtime.image_io import PROVENANCE, ensure_folder, partial_path, remove_folders
+from realtime.audio_track import AudioTrack
+from realtime.image_io import ensure_folder, remove_folders
+from realtime.recording import RecordingFile, describe, recording_path
 from realtime.types import Frame, SinkContext, SinkError, StreamInfo
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm"})
-# superfast costs half of veryfast's CPU (measured ~4.5 vs ~8.5 ms per 640x360 frame) for
-# ~1.7x the bytes at the same crf: on two cores the encoder shares a core with decoding, so
-# its CPU time is frame rate the nets don't get.
-_H264 = ("libx264", {"preset": "superfast", "crf": "20"})
-# WebM admits only VP8/VP9/AV1; VP9 in realtime mode is the fastest of those that looks good.
-_VP9 = ("libvpx-vp9", {"deadline": "realtime", "cpu-used": "8", "crf": "32", "row-mt": "1"})
 _STOP = object()  # tells the encoder thread that no more frames will come
 
 
 class VideoFileSink(SinkContext):
     """H.264 (VP9 for .webm) at the input's frame rate and size, encoded on its own thread.
 
-    The input's audio (``info.audio_path``) is copied without re-encoding, re-timed so that
-    it stays in sync with the first picture. yuv420p needs even sizes: an odd width or
-    height gains one column or row that repeats the last one.
+    The input's audio (``info.audio_path``) is copied, re-timed so that it stays in sync with
+    the first picture (re-encoded where the container cannot carry it: ``realtime.
+    audio_track``). yuv420p needs even sizes: an odd width or height gains one column or row
+    that repeats the last one.
+
+    ``segment_seconds`` cuts the recording into files of that many seconds, each complete on
+    its own and starting with a keyframe: ``out_000.mp4``, ``out_001.mp4``... (at least three
+    digits). Cuts fall on multiples of it from the first picture; the sound is cut at the
+    audio packet (about 20 ms) nearest before. Numbering continues after segments already in
+    the folder, so a restarted recording never overwrites an earlier one.
     """
 
-    def __init__(self, path: str | Path, info: StreamInfo, *, queue_size: int = 8):
+    def __init__(self, path: str | Path, info: StreamInfo, *,
+                 segment_seconds: float | None = None, queue_size: int = 8):
         self.path = Path(path)
         self.info = info
         self.encode_ms: list[float] = []
         """Milliseconds the encoder thread spent on each frame."""
-        if self.path.suffix.lower() not in VIDEO_EXTENSIONS:
-            raise SinkError(f"cannot write video {self.path}: unknown extension")
-        if not info.fps > 0:
-            raise SinkError(f"cannot write video {self.path}: frame rate {info.fps} is not > 0")
-        if info.audio_path and self.path.resolve() == Path(info.audio_path).resolve():
-            raise SinkError(f"output {self.path} would overwrite the input")
+        self.written: list[Path] = []
+        """The finished files, in order (one, or each segment)."""
+        self._check(segment_seconds)
         self._created = ensure_folder(self.path.parent, self.path)
-        self._partial = partial_path(self.path)
         # Fractions keep NTSC rates exact (2997/100, 30000/1001) so average_rate round-trips.
         self._rate = Fraction(info.fps).limit_denominator(1001)
         width, height = info.size_wh
         self._size_wh = (width + width % 2, height + height % 2)
+        self._segment_pts = (Fraction(segment_seconds).limit_denominator(1000) * self._rate
+                             if segment_seconds is not None else None)
+        if self._segment_pts is None:
+            _keep_leftover(self.path)
+        self._index = self._first_index()
+        self._part_end: Fraction | None = None
+        self._audio: AudioTrack | None = None
+        self._part: RecordingFile | None = None
         try:
-            self._container, self._video, self._audio = self._open()
+            self._audio = AudioTrack.open(info.audio_path, self.path.suffix)
+            self._part = self._new_part(0)
         except BaseException:
-            remove_folders(self._created)
+            self._discard()
             raise
+        self._publisher: threading.Thread | None = None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
         self._aborting = False
@@ -79,29 +91,44 @@ class VideoFileSink(SinkContext):
         self._thread = threading.Thread(target=self._run, name=f"encode {self.path}", daemon=True)
         self._thread.start()
 
-    def _open(self) -> tuple[Any, Any, _AudioCopy | None]:
-        try:
-            self._partial.open("wb").close()  # fails now, not after minutes of processing
-            options = (
-                {"movflags": "+faststart"} if self.path.suffix.lower() in {".mp4", ".mov"} else {}
-            )
-            container = av.open(str(self._partial), "w", container_options=options)
-        except (OSError, av.FFmpegError) as exc:
-            self._partial.unlink(missing_ok=True)
-            raise SinkError(f"cannot write output {self.path}: {exc}") from exc
-        try:
-            container.metadata["comment"] = PROVENANCE
-            codec, codec_options = _VP9 if self.path.suffix.lower() == ".webm" else _H264
-            video = container.add_stream(codec, rate=self._rate, options=codec_options)
-            video.width, video.height = self._size_wh
-            video.pix_fmt = "yuv420p"
-            video.codec_context.time_base = 1 / self._rate
-            audio = _AudioCopy.attach(self.info.audio_path, container)
-        except BaseException:
-            container.close()
-            self._partial.unlink(missing_ok=True)
-            raise
-        return container, video, audio
+    def _check(self, segment_seconds: float | None) -> None:
+        if self.path.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise SinkError(f"cannot write video {self.path}: unknown extension")
+        if not self.info.fps > 0:
+            raise SinkError(f"cannot write video {self.path}: frame rate {self.info.fps} is "
+                            "not > 0")
+        if segment_seconds is not None and not segment_seconds > 0:
+            raise SinkError(f"--segment-seconds must be > 0, got {segment_seconds:g}")
+        if self.info.audio_path and Path(self.info.audio_path).resolve() in (
+                self.path.resolve(), recording_path(self.path).resolve()):
+            raise SinkError(f"output {self.path} would overwrite the input")
+
+    def _first_index(self) -> int:
+        """0, or one past the highest segment (finished or cut short) already there."""
+        if self._segment_pts is None:
+            return 0
+        pattern = re.compile(rf"{re.escape(self.path.stem)}_(\d+)(\.recording)?"
+                             rf"{re.escape(self.path.suffix)}")
+        found = [int(m.group(1)) for p in self.path.parent.iterdir()
+                 if (m := pattern.fullmatch(p.name))]
+        if not found:
+            return 0
+        log.warning("%s: segments up to %s exist already; this recording starts at %s",
+                    self.path, self._part_path(max(found)).name,
+                    self._part_path(max(found) + 1).name)
+        return max(found) + 1
+
+    def _part_path(self, index: int) -> Path:
+        if self._segment_pts is None:
+            return self.path
+        return self.path.with_name(f"{self.path.stem}_{index:03d}{self.path.suffix}")
+
+    def _new_part(self, pts: int) -> RecordingFile:
+        part = RecordingFile(self._part_path(self._index), rate=self._rate,
+                             size_wh=self._size_wh, audio=self._audio, start_pts=pts)
+        if self._segment_pts is not None:
+            self._part_end = (pts // self._segment_pts + 1) * self._segment_pts
+        return part
 
     def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
         """Queues one picture; blocks while the encoder is ``queue_size`` frames behind."""
@@ -141,16 +168,47 @@ class VideoFileSink(SinkContext):
 
     def _encode(self, image_bgr: np.ndarray, pts: int) -> None:
         t0 = time.perf_counter()
-        video_frame = av.VideoFrame.from_ndarray(image_bgr, format="bgr24")
-        video_frame.pts = pts
-        self._container.mux(self._video.encode(video_frame))
+        if self._part_end is not None and pts >= self._part_end:
+            self._next_segment(pts)
+        assert self._part is not None
+        self._part.encode(image_bgr, pts)
         self.encode_ms.append((time.perf_counter() - t0) * 1000.0)
-        if self._audio is not None:
-            self._audio.mux_until(self._container, pts / self._rate)
+
+    def _next_segment(self, pts: int) -> None:
+        """Ends the current file at ``pts`` and starts the next; the new file's encoder
+        starts with a keyframe. The finished one is remuxed while recording goes on."""
+        assert self._part is not None
+        self._part.end(pts)
+        finished, self._part = self._part, None
+        self._join_publisher()
+        self._publisher = threading.Thread(target=self._publish, args=(finished,),
+                                           name=f"finish {finished.path}", daemon=True)
+        self._publisher.start()
+        self._index += 1
+        self._part = self._new_part(pts)
+
+    def _publish(self, part: RecordingFile) -> None:
+        try:
+            part.publish()
+            self.written.append(part.path)
+        except Exception as exc:  # raised in the caller's thread by the next write or close
+            self._error = self._error or exc
+
+    def _join_publisher(self) -> None:
+        if self._publisher is not None:
+            self._publisher.join()
+            self._publisher = None
 
     def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise SinkError(f"encoding {self.path} failed: {self._error}") from self._error
+        error = self._error
+        if error is None:
+            return
+        if isinstance(error, SinkError):
+            raise SinkError(str(error)) from error
+        if isinstance(error, OSError):  # the disk is full, or gone
+            raise SinkError(f"cannot write {self.path}: {describe(error)}; the unfinished "
+                            "file is removed") from error
+        raise SinkError(f"encoding {self.path} failed: {describe(error)}") from error
 
     def _stop_thread(self) -> None:
         if self._thread.is_alive():
@@ -158,13 +216,14 @@ class VideoFileSink(SinkContext):
             self._thread.join()
 
     def close(self) -> None:
-        """Flushes the encoder, finishes the file and renames it into place."""
+        """Flushes the encoder, finishes the file and puts it in place."""
         if self._state != "open":
             return
         self._stop_thread()
         try:
             self._raise_if_failed()
             self._finish()
+            self._raise_if_failed()  # the previous segment's remux may have failed
         except BaseException:
             self._discard()
             self._state = "failed"
@@ -172,22 +231,26 @@ class VideoFileSink(SinkContext):
         self._state = "closed"
 
     def _finish(self) -> None:
-        if self._next_pts == 0:
-            log.warning("no frames arrived; %s was not written", self.path)
+        assert self._part is not None
+        if self._part.frames == 0:
+            if not self.encode_ms:
+                log.warning("no frames arrived; %s was not written", self.path)
             self._discard()
             return
         try:
-            self._container.mux(self._video.encode(None))
-            if self._audio is not None:
-                self._audio.mux_until(self._container, self._next_pts / self._rate)
-                self._audio.close()
-            self._container.close()
-            os.replace(self._partial, self.path)
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise SinkError(f"cannot finish {self.path}: {exc}") from exc
+            self._part.end(self._next_pts)
+        except (OSError, ValueError) as exc:  # av.FFmpegError is an OSError or a ValueError
+            raise SinkError(f"cannot finish {self._part.path}: {describe(exc)}") from exc
+        last, self._part = self._part, None
+        self._join_publisher()
+        last.publish()
+        self.written.append(last.path)
+        if self._audio is not None:
+            self._audio.close()
+            self._audio = None
 
     def abort(self) -> None:
-        """Stops encoding and removes the partial file; a finished file is kept."""
+        """Stops encoding and removes the unfinished file; finished files (segments) stay."""
         if self._state != "open":
             return
         self._aborting = True
@@ -196,70 +259,26 @@ class VideoFileSink(SinkContext):
         self._state = "aborted"
 
     def _discard(self) -> None:
-        try:
-            if self._audio is not None:
-                self._audio.close()
-            self._container.close()
-        except (av.FFmpegError, OSError) as exc:
-            log.warning("while discarding %s: %s", self._partial, exc)
-        self._partial.unlink(missing_ok=True)
-        remove_folders(self._created)
+        if self._part is not None:
+            self._part.discard()
+            self._part = None
+        if getattr(self, "_publisher", None) is not None:
+            self._join_publisher()  # a finished segment being remuxed: let it finish
+        if self._audio is not None:
+            self._audio.close()
+            self._audio = None
+        if not self.written:
+            remove_folders(self._created)
 
 
-class _AudioCopy:
-    """The first audio stream of the input, copied packet by packet behind the video."""
-
-    def __init__(self, input_container: Any, stream: Any):
-        self._input = input_container
-        in_audio = input_container.streams.audio[0]
-        self._time_base = in_audio.time_base
-        # Output pictures start at 0 where the input's first picture had its own start time;
-        # shifting the audio by that keeps lips and voice together.
-        video = input_container.streams.video[0] if input_container.streams.video else None
-        start_s = video.start_time * video.time_base if video and video.start_time else 0
-        self._shift = round(start_s / self._time_base)
-        self._packets = input_container.demux(in_audio)
-        self._pending: Any = None
-        self.stream = stream
-
-    @classmethod
-    def attach(cls, audio_path: str | None, container: Any) -> _AudioCopy | None:
-        """Adds the audio of ``audio_path`` to ``container``, or says why it cannot."""
-        if audio_path is None:
-            return None
-        try:
-            input_container = av.open(audio_path)
-        except (av.FFmpegError, OSError) as exc:
-            raise SinkError(f"cannot read the audio of {audio_path}: {exc}") from exc
-        if not input_container.streams.audio:
-            input_container.close()
-            return None
-        try:
-            stream = container.add_stream_from_template(input_container.streams.audio[0])
-        except ValueError as exc:  # the muxer refuses this codec (AAC in WebM)
-            log.warning("audio not copied: %s", exc)
-            input_container.close()
-            return None
-        return cls(input_container, stream)
-
-    def mux_until(self, container: Any, end_s: Fraction) -> None:
-        """Muxes the packets that start before ``end_s`` seconds of output time."""
-        while True:
-            packet, self._pending = self._pending or next(self._packets, None), None
-            if packet is None:
-                return
-            if packet.pts is None or packet.dts is None:
-                continue  # the demuxer's empty end-of-stream packet
-            start_s = (packet.pts - self._shift) * self._time_base
-            if start_s >= end_s:
-                self._pending = packet
-                return
-            if start_s < 0:
-                continue  # sound from before the first picture has nothing to go with
-            packet.pts -= self._shift
-            packet.dts -= self._shift
-            packet.stream = self.stream
-            container.mux(packet)
-
-    def close(self) -> None:
-        self._input.close()
+def _keep_leftover(path: Path) -> None:
+    """Moves a recording that a killed run left for ``path`` aside, so it is not overwritten."""
+    left = recording_path(path)
+    if not left.exists():
+        return
+    for n in count(1):
+        kept = path.with_name(f"{path.stem}.recovered{'' if n == 1 else f'-{n}'}{path.suffix}")
+        if not kept.exists():
+            break
+    os.replace(left, kept)
+    log.warning("%s was left by a run that was cut short; it is kept as %s", left, kept.name)

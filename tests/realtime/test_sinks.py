@@ -41,7 +41,8 @@ def synthetic_frames(n: int, size_wh: tuple[int, int]) -> list[Frame]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*partial*"))
+    return sorted(p.name for p in folder.rglob("*") if ".partial" in p.name
+                  or ".recording" in p.name)
 
 
 def audio_duration_s(path: Path) -> float:
@@ -181,7 +182,7 @@ def test_missing_output_folders_are_created_and_removed_again_if_unused(tmp_path
     with VideoFileSink(tmp_path / "new" / "deeper" / "out.mkv", info) as sink:
         for frame in synthetic_frames(3, (64, 48)):
             sink.write(frame, frame.bgr, None)
-    assert (tmp_path / "new" / "deeper" / "out.mkv").is_file()
+    assert sink.written == [tmp_path / "new" / "deeper" / "out.mkv"]
     VideoFileSink(tmp_path / "unused" / "deeper" / "out.mp4", info).abort()
     VideoFileSink(tmp_path / "empty" / "out.mp4", info).close()  # no frames: nothing written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
