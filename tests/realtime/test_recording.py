@@ -1,4 +1,4 @@
-"""Recording: a killed run leaves a playable file, segments, a full disk.
+"""Recording: a killed run leaves a playable file, segments, a full disk, awkward audio.
 
 pytest tests/realtime/test_recording.py
 """
@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -232,6 +233,45 @@ def test_a_full_disk_while_finishing_keeps_the_complete_recording(tmp_path: Path
         sink.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.recording.mp4"]
     assert decodable_frames(tmp_path / "out.recording.mp4") == 12
+
+
+def write_pcm_mkv(path: Path, seconds: float = 2.0) -> Path:
+    """An H.264 + PCM Matroska file, as cameras and screen recorders write them."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("pcm_s16le", rate=48000)
+        audio.layout = "stereo"
+        for i in range(round(seconds * 10)):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, 10)
+            container.mux(video.encode(frame))
+        tone = (np.sin(np.arange(round(seconds * 48000)) / 10) * 8000).astype(np.int16)
+        for start in range(0, tone.size, 960):
+            chunk = np.repeat(tone[start:start + 960], 2)[None]  # interleaved stereo
+            sound = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
+            sound.sample_rate, sound.pts = 48000, start
+            container.mux(audio.encode(sound))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(("ext", "codec"), [("mp4", "aac"), ("mov", "pcm_s16le"),
+                                            ("mkv", "pcm_s16le"), ("webm", "opus")])
+def test_pcm_audio_is_copied_where_it_can_go_and_re_encoded_elsewhere(
+        tmp_path: Path, ext: str, codec: str, caplog):
+    clip = write_pcm_mkv(tmp_path / "camera.mkv")
+    out = tmp_path / f"out.{ext}"
+    with open_source(str(clip)) as source, VideoFileSink(out, source.info) as sink:
+        for frame in source:
+            sink.write(frame, frame.bgr, None)
+    video_s, audio_s, _ = durations_s(out)
+    assert video_s == pytest.approx(2.0) and audio_s == pytest.approx(2.0, abs=0.05)
+    with av.open(str(out)) as result:
+        assert result.streams.audio[0].codec_context.name == codec
+    re_encoded = [r.getMessage() for r in caplog.records if "re-encoded" in r.getMessage()]
+    assert len(re_encoded) == (codec != "pcm_s16le")
 
 
 def test_the_loop_writes_segments_and_says_so(tmp_path: Path, hamilton_clip: Path) -> None:
