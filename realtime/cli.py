@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "its last second or so if the run is killed (SIGKILL, power loss)")
     out.add_argument("--segment-seconds", type=float, metavar="N",
                      help="cut a video output into files of N seconds, each complete on its "
-                          "own: NAME_000.EXT, NAME_001.EXT... (after any already there)")
+                          "own: NAME_000.EXT, NAME_001.EXT..., numbered on from any there")
     out.add_argument("--virtual-camera", nargs="?", const=True, default=False,
                      metavar="DEVICE",
                      help="also send the output to a virtual camera that video-call apps can "
