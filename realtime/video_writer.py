@@ -67,7 +67,7 @@ class VideoFileSink(SinkContext):
         self._rate = Fraction(info.fps).limit_denominator(1001)
         width, height = info.size_wh
         self._size_wh = (width + width % 2, height + height % 2)
-        self._segment_pts = (Fraction(segment_seconds).limit_denominator(1000) * self._rate
+        self._segment_pts = (Fraction(str(segment_seconds)) * self._rate  # 0.1 is 1/10
                              if segment_seconds is not None else None)
         if self._segment_pts is None:
             _keep_leftover(self.path)

@@ -181,6 +181,14 @@ def test_segments_continue_numbering_after_earlier_ones(tmp_path: Path):
     assert (tmp_path / "cam_000.mkv").read_bytes() == b"earlier"
 
 
+def test_segments_shorter_than_a_frame_give_one_file_a_frame(tmp_path: Path):
+    with VideoFileSink(tmp_path / "t.mkv", StreamInfo((64, 48), 10.0, live=False),
+                       segment_seconds=1e-4) as sink:
+        for frame in synthetic_frames(3):
+            sink.write(frame, frame.bgr, None)
+    assert [decodable_frames(p) for p in sink.written] == [1, 1, 1]
+
+
 @pytest.mark.parametrize("seconds", [0, -1.5])
 def test_segment_seconds_must_be_positive(tmp_path: Path, seconds: float):
     with pytest.raises(SinkError, match=f"--segment-seconds must be > 0, got {seconds}"):
