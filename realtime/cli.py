@@ -37,7 +37,7 @@ commands (run 'realtime-unmask COMMAND --help'):
 examples:
   realtime-unmask --camera 0
   realtime-unmask --input clip.mp4 --output clip_unmasked.mp4 --stats-json stats.json
-  realtime-unmask --input rtsp://camera.local/stream --output recording.mp4
+  realtime-unmask --input rtsp://camera.local/stream --output cam/rec.mp4 --segment-seconds 600
   realtime-unmask --input photos/ --output unmasked/ --save-masks
 
 exit status:
@@ -112,8 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "streams reconnect, finite ones end with their last frame)")
     out = parser.add_argument_group("output")
     out.add_argument("--output", metavar="PATH",
-                     help="a video file (H.264 mp4/mkv/mov, with the input's audio), an image "
-                          "file, or a folder for images")
+                     help="a video file (H.264 mp4/mkv/mov/avi, VP9 webm, with the input's "
+                          "audio), an image file, or a folder for images (created if missing); "
+                          "a video is NAME.recording.EXT until the run ends, playable up to "
+                          "its last second or so if the run is killed (SIGKILL, power loss)")
+    out.add_argument("--segment-seconds", type=float, metavar="N",
+                     help="cut a video output into files of N seconds, each complete on its "
+                          "own: NAME_000.EXT, NAME_001.EXT..., numbered on from any there")
     out.add_argument("--virtual-camera", nargs="?", const=True, default=False,
                      metavar="DEVICE",
                      help="also send the output to a virtual camera that video-call apps can "
@@ -196,7 +201,8 @@ def cmd_run(argv: Sequence[str]) -> int:
     source = args.camera if args.camera is not None else args.input
     config = _run_config(args, source=source, output=args.output, display=args.display,
                          save_masks=args.save_masks, max_frames=args.max_frames,
-                         reconnect=args.reconnect, virtual_camera=args.virtual_camera)
+                         reconnect=args.reconnect, virtual_camera=args.virtual_camera,
+                         segment_seconds=args.segment_seconds)
     live = None
     if args.simulate_live is not None:
         from realtime.sources import SimulatedCamera

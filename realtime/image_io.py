@@ -122,12 +122,34 @@ def partial_path(path: Path) -> Path:
 
 
 
-def check_folder(folder: Path, output: Path) -> None:
-    if not folder.is_dir():
-        raise SinkError(f"cannot write output {output}: folder {folder} does not exist")
+def ensure_folder(folder: Path, output: Path) -> list[Path]:
+    """Creates ``folder`` and any missing parents; returns those it created, outermost first.
+
+    An output in a folder that does not exist yet just works (``--output rec/2024/a.mp4``);
+    a writer that ends up writing nothing removes the folders it created (``remove_folders``).
+    """
+    folder = folder.absolute()
+    created = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        remove_folders(created)
+        reason = "a file is in the way" if isinstance(exc, (FileExistsError,
+                                                          NotADirectoryError)) else exc.strerror
+        raise SinkError(f"cannot write output {output}: folder {folder} cannot be created "
+                        f"({reason})") from exc
     if not os.access(folder, os.W_OK | os.X_OK):
         raise SinkError(f"cannot write output {output}: folder {folder} is not writable")
+    return created
 
+
+def remove_folders(created: list[Path]) -> None:
+    """Removes folders ``ensure_folder`` created, innermost first, as long as they are empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (or already gone): it and its parents stay
 
 
 def save_picture(path: Path, image: np.ndarray, *, provenance: bool) -> None:
@@ -178,6 +200,7 @@ class _ImageWriter(SinkContext):
         self.save_masks = save_masks
         self.encode_ms: list[float] = []
         """Milliseconds spent encoding and writing each picture."""
+        self._created: list[Path] = []
 
     def _write_to(self, path: Path, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
         t0 = time.perf_counter()
@@ -192,7 +215,11 @@ class _ImageWriter(SinkContext):
         """Every picture was complete when written; nothing is left to finish."""
 
     def abort(self) -> None:
-        """Pictures already written are complete and kept; none is ever half-written."""
+        """Pictures already written are complete and kept; none is ever half-written.
+
+        Folders this sink created are removed again if nothing went into them."""
+        if not self.encode_ms:
+            remove_folders(self._created)
 
 
 class ImageSink(_ImageWriter):
@@ -207,10 +234,7 @@ class ImageSink(_ImageWriter):
         self.out_dir = Path(out_dir)
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise SinkError(f"cannot write output {self.out_dir}: it is a file, not a folder")
-        if not self.out_dir.exists():
-            check_folder(self.out_dir.absolute().parent, self.out_dir)
-            self.out_dir.mkdir()
-        check_folder(self.out_dir, self.out_dir)
+        self._created = ensure_folder(self.out_dir, self.out_dir)
 
     def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
         name = frame.name or f"frame_{frame.index:06d}.png"
@@ -225,7 +249,7 @@ class SingleImageSink(_ImageWriter):
         self.path = Path(out_file)
         if self.path.suffix.lower() not in _PIL_FORMATS:
             raise SinkError(f"cannot write image {self.path}: unsupported extension")
-        check_folder(self.path.absolute().parent, self.path)
+        self._created = ensure_folder(self.path.absolute().parent, self.path)
         self._written = False
 
     def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:

@@ -34,6 +34,8 @@ class RunConfig:
     """A camera index, a video or image file, a folder of images, or an rtsp/http(s) URL."""
     output: str | None = None
     """A video file, an image file or a folder; None writes nothing."""
+    segment_seconds: float | None = None
+    """Cut a video output into numbered files of this many seconds (``out_000.mp4``...)."""
     virtual_camera: bool | str = False
     """Also send the output to a virtual camera: True picks the first free device, a string
     names one (``/dev/video10``, ``OBS Virtual Camera``)."""
@@ -90,6 +92,10 @@ class RunConfig:
             raise ValueError("--save-masks needs --output (a folder for the images and masks)")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"--max-frames must be at least 1, got {self.max_frames}")
+        if self.segment_seconds is not None and not self.segment_seconds > 0:
+            raise ValueError(f"--segment-seconds must be > 0, got {self.segment_seconds:g}")
+        if self.segment_seconds is not None and self.output is None:
+            raise ValueError("--segment-seconds needs --output (a video file)")
 
 
 def build_pipeline(config: RunConfig, log: Callable[[str], None], *,
@@ -137,7 +143,8 @@ def run(config: RunConfig, log: Callable[[str], None] = print,
         out_info = _output_info(info, config.side_by_side)
         sinks, written = [], []
         if config.output is not None:
-            sink = open_sink(config.output, out_info, save_masks=config.save_masks)
+            sink = open_sink(config.output, out_info, save_masks=config.save_masks,
+                             segment_seconds=config.segment_seconds)
             stack.push(_abort_on_error(sink))
             written.append(sink)
         if config.virtual_camera is not False:  # among the written: its viewers see the tag
@@ -159,6 +166,8 @@ def run(config: RunConfig, log: Callable[[str], None] = print,
         for sink in written:
             stats.stage_ms["encode"].extend(getattr(sink, "encode_ms", []))
     summary = _summary(config, stats, info, pipeline, interrupted, source)
+    files = [str(p) for sink in written for p in getattr(sink, "written", [])]
+    summary["outputs"] = files if files or config.output is None else [config.output]
     if config.stats_json:
         _write_json(Path(config.stats_json), summary)
     log(_one_line(summary, config))
@@ -268,7 +277,10 @@ def _one_line(summary: dict, config: RunConfig) -> str:
             f"{summary['elapsed_s']:.1f} s: {summary['fps']:.1f} FPS on {summary['backend']}")
     if summary.get("capture_to_output_ms"):
         line += f", latency p95 {summary['capture_to_output_ms']['p95']:.0f} ms"
-    if config.output:
+    outputs = summary.get("outputs", [])
+    if len(outputs) > 1:  # segments
+        line += f"; wrote {len(outputs)} files, {outputs[0]} to {Path(outputs[-1]).name}"
+    elif config.output:
         line += f"; wrote {config.output}"
     if summary["images_failed"]:
         line += f"; {summary['images_failed']} unreadable image(s) skipped"

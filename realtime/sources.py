@@ -39,6 +39,10 @@ __all__ = [
 ]
 
 NETWORK_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://")
+# Phones store portrait video sideways, with a display matrix saying how to turn it; the
+# decoder hands over the stored picture, so it is turned here (degrees counterclockwise).
+_UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -90: cv2.ROTATE_90_CLOCKWISE,
+            180: cv2.ROTATE_180, -180: cv2.ROTATE_180}
 _NETWORK_TIMEOUT_S = 10.0  # to open, and for each read: a stalled server fails, not hangs
 
 
@@ -108,6 +112,8 @@ class VideoFileSource(ThreadedSource):
     """A video file (mp4, mkv, avi, mov, webm, GIF...) decoded by PyAV on its own thread.
 
     Opening decodes the first frame, so unreadable and empty files fail here, not later.
+    Pictures come upright: a rotation in the display matrix (phone video) is applied, so a
+    portrait clip stored as 1920x1080 gives 1080x1920 frames.
     ``path`` may also be the URL of a finite network resource (an HTTP file): it is read the
     same way, every frame in order, with a timeout on each read.
     """
@@ -146,8 +152,11 @@ class VideoFileSource(ThreadedSource):
             if frame is None:
                 return None
             frame_bgr = frame.to_ndarray(format="bgr24")
+            turn = _UPRIGHT.get(round(frame.rotation))
         except (av.FFmpegError, ValueError) as exc:
             raise SourceError(f"{self.path} could not be decoded: {exc}") from exc
+        if turn is not None:
+            frame_bgr = cv2.rotate(frame_bgr, turn)
         return np.ascontiguousarray(frame_bgr), (time.perf_counter() - t0) * 1000.0
 
     def _produce(self) -> Iterator[Frame]:

@@ -44,6 +44,7 @@ def test_help_explains_inputs_options_and_commands() -> None:
     text = " ".join(proc.stdout.split())
     for word in ("--camera", "--input", "--output", "--backend", "--save-masks",
                  "--stats-json", "--no-label", "demo", "compile", "plausible guess",
+                 "--segment-seconds", "NAME.recording.EXT", "NAME_000.EXT",
                  "exit status", "143 SIGTERM", "129 SIGHUP", "some images"):
         assert word in text
 
@@ -88,9 +89,10 @@ def test_missing_camera() -> None:
 
 
 def test_unwritable_output(tmp_path: Path, hamilton_clip: Path) -> None:
-    proc = cli("--input", str(hamilton_clip), "--output", str(tmp_path / "no" / "dir" / "o.mp4"))
-    assert_one_line_error(proc, "o.mp4")
-    assert not (tmp_path / "no").exists()
+    (tmp_path / "a_file").write_text("not a folder")
+    proc = cli("--input", str(hamilton_clip), "--output", str(tmp_path / "a_file" / "o.mp4"))
+    assert_one_line_error(proc, "o.mp4", "a file is in the way")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
 
 
 def test_wrong_checkpoint(tmp_path: Path, hamilton_clip: Path, cache: Path) -> None:
@@ -106,6 +108,9 @@ def test_wrong_checkpoint(tmp_path: Path, hamilton_clip: Path, cache: Path) -> N
 @pytest.mark.parametrize("args,needle", [
     (["--max-faces", "0"], "--max-faces must be between 1 and 16, got 0"),
     (["--smoothing", "0"], "--smoothing"),
+    (["--segment-seconds", "0"], "--segment-seconds must be > 0, got 0"),
+    (["--segment-seconds", "-2", "--output", "x.mp4"], "--segment-seconds must be > 0, got -2"),
+    (["--segment-seconds", "5"], "--segment-seconds needs --output"),
 ])
 def test_bad_options(hamilton_clip: Path, args: list[str], needle: str) -> None:
     assert_one_line_error(cli("--input", str(hamilton_clip), *args), needle)
@@ -160,6 +165,35 @@ def test_stop_signals_finish_a_playable_recording(tmp_path: Path, masked_clip: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "stderr.txt"]
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) > 0
+
+
+def test_sigkill_leaves_the_recording_playable(tmp_path: Path, masked_clip: Path,
+                                              cache: Path) -> None:
+    out, log_path = tmp_path / "rec" / "out.mp4", tmp_path / "stderr.txt"
+    left = tmp_path / "rec" / "out.recording.mp4"  # the folder is created by the run
+    command = [sys.executable, "-m", "realtime.cli", "--input", str(masked_clip),
+               "--output", str(out), "--simulate-live", "10", "--random-weights",
+               "--no-display", "--cache-dir", str(cache)]
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(command, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            _wait_for(lambda: "engines:" in log_path.read_text(), 120, "the engines to load")
+            # The first one-second fragment is on disk once the file passes its header.
+            _wait_for(lambda: left.exists() and left.stat().st_size > 20_000, 60,
+                      "the first fragment")
+            proc.send_signal(signal.SIGKILL)  # no handler, no clean-up: as an OOM kill
+            assert proc.wait(timeout=60) == -signal.SIGKILL
+        finally:
+            proc.kill()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out.recording.mp4"]
+    frames = 0
+    with av.open(str(left)) as container:
+        try:
+            for _ in container.decode(video=0):
+                frames += 1
+        except av.FFmpegError:
+            pass  # a kill mid-write tears the last fragment; what came before plays
+    assert frames >= 10  # at least the first second of the 10 fps replay
 
 
 def test_folder_with_broken_and_awkward_images(tmp_path: Path, cache: Path) -> None:

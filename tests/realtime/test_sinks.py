@@ -41,7 +41,8 @@ def synthetic_frames(n: int, size_wh: tuple[int, int]) -> list[Frame]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*partial*"))
+    return sorted(p.name for p in folder.rglob("*") if ".partial" in p.name
+                  or ".recording" in p.name)
 
 
 def audio_duration_s(path: Path) -> float:
@@ -164,8 +165,8 @@ def test_wrong_frame_size_is_refused(tmp_path: Path):
 @pytest.mark.parametrize(
     ("output", "message"),
     [
-        ("missing/out.mp4", r"folder \S*missing does not exist"),
-        ("a_file/out.mp4", r"folder \S*a_file does not exist"),
+        ("a_file/out.mp4", r"folder \S*a_file cannot be created \(a file is in the way\)"),
+        ("a_file/deeper/out.mp4", r"folder \S*deeper cannot be created"),
         ("out.flv", "unknown extension"),
     ],
 )
@@ -174,6 +175,17 @@ def test_unwritable_output_raises_at_construction(tmp_path: Path, output: str, m
     with pytest.raises(SinkError, match=message):
         VideoFileSink(tmp_path / output, StreamInfo((64, 48), 10.0, live=False))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_missing_output_folders_are_created_and_removed_again_if_unused(tmp_path: Path):
+    info = StreamInfo((64, 48), 10.0, live=False)
+    with VideoFileSink(tmp_path / "new" / "deeper" / "out.mkv", info) as sink:
+        for frame in synthetic_frames(3, (64, 48)):
+            sink.write(frame, frame.bgr, None)
+    assert sink.written == [tmp_path / "new" / "deeper" / "out.mkv"]
+    VideoFileSink(tmp_path / "unused" / "deeper" / "out.mp4", info).abort()
+    VideoFileSink(tmp_path / "empty" / "out.mp4", info).close()  # no frames: nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
 
 
 def test_output_may_not_overwrite_its_input(tmp_path: Path, hamilton_clip: Path):
@@ -211,13 +223,17 @@ def test_image_sink_keeps_names_formats_and_writes_masks(tmp_path: Path):
 
 
 def test_image_sink_folder_checks(tmp_path: Path):
-    with pytest.raises(SinkError, match="does not exist"):
-        ImageSink(tmp_path / "missing" / "out")
     (tmp_path / "file").write_text("x")
     with pytest.raises(SinkError, match="it is a file"):
         ImageSink(tmp_path / "file")
-    ImageSink(tmp_path / "new")
-    assert (tmp_path / "new").is_dir()
+    with pytest.raises(SinkError, match="a file is in the way"):
+        ImageSink(tmp_path / "file" / "out")
+    ImageSink(tmp_path / "new" / "deeper")  # missing folders are created
+    assert (tmp_path / "new" / "deeper").is_dir()
+    ImageSink(tmp_path / "unused" / "deeper").abort()  # and removed if nothing was written
+    single = SingleImageSink(tmp_path / "photos" / "one.png")
+    single.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "new"]
 
 
 def test_image_sink_rejects_mismatched_mask(tmp_path: Path):

@@ -27,6 +27,7 @@ from realtime.sources import (
     open_source,
 )
 from realtime.types import SourceError, StreamInfo
+from realtime.video_writer import VideoFileSink
 
 CODECS = {"mp4": "libx264", "mkv": "libx264", "mov": "libx264", "avi": "mpeg4",
           "webm": "libvpx-vp9", "gif": "gif"}  # fmt: skip
@@ -79,6 +80,46 @@ def test_every_container_decodes_all_frames_in_order(tmp_path: Path, ext: str):
     assert source.info.size_wh == (64, 48) and source.info.fps == pytest.approx(10.0)
     assert source.info.frame_count == 8 and source.info.audio_path is None
     assert grey_levels(frames) == list(range(8))
+
+
+def write_phone_clip(path: Path, rotation: int) -> Path:
+    """64x48 stored pictures, red on the left, with a display matrix turning them."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(rotation)  # degrees counterclockwise, as phones write it
+        for i in range(3):
+            picture_bgr = np.zeros((48, 64, 3), np.uint8)
+            picture_bgr[:, :32] = (0, 0, 255)
+            frame = av.VideoFrame.from_ndarray(picture_bgr, format="bgr24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(("rotation", "size_wh", "red_at"), [
+    (0, (64, 48), "left"), (-90, (48, 64), "top"), (90, (48, 64), "bottom"),
+    (180, (64, 48), "right"),
+])
+def test_rotated_phone_video_comes_upright(tmp_path: Path, rotation: int, size_wh, red_at: str):
+    clip = write_phone_clip(tmp_path / "phone.mp4", rotation)
+    with open_source(str(clip)) as source:
+        frames = list(source)
+    assert source.info.size_wh == size_wh and len(frames) == 3
+    height, width = frames[0].bgr.shape[:2]
+    halves = {"left": np.s_[:, : width // 2], "right": np.s_[:, width // 2:],
+              "top": np.s_[: height // 2], "bottom": np.s_[height // 2:]}
+    assert (width, height) == size_wh
+    assert frames[0].bgr[halves[red_at]][..., 2].mean() > 200  # red is where it is displayed
+    opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}[red_at]
+    assert frames[0].bgr[halves[opposite]][..., 2].mean() < 40
+    with VideoFileSink(tmp_path / "out.mp4", source.info) as sink:  # written upright
+        for frame in frames:
+            sink.write(frame, frame.bgr, None)
+    with av.open(str(tmp_path / "out.mp4")) as result:
+        first = next(result.decode(video=0))
+        assert (first.width, first.height, first.rotation) == (*size_wh, 0)
 
 
 def test_masked_webcam_has_no_audio(masked_clip: Path):
