@@ -78,7 +78,9 @@ class ProgressSink(SinkContext):
     def __init__(self, report: Report, should_stop: Callable[[], bool], *, live: bool,
                  every_s: float = 0.25) -> None:
         self.frames = 0
-        self._report, self._should_stop, self._live = report, should_stop, live
+        self._report, self._should_stop = report, should_stop
+        self.live = live
+        """A live source is finished and kept when the job stops; a file is abandoned."""
         self._every_s, self._unreported, self._last = every_s, 0, time.monotonic()
         self.quit_requested = False
         """Read by the loop after each frame: True ends a live recording cleanly."""
@@ -92,7 +94,7 @@ class ProgressSink(SinkContext):
         self._last = now
         self.flush()
         if self._should_stop():
-            if not self._live:
+            if not self.live:
                 raise InputStopped
             self.quit_requested = True
 
@@ -112,6 +114,7 @@ def process_input(task: Task, worker: Worker, *, report: Report,
                   should_stop: Callable[[], bool], attempt: int = 1) -> Outcome:
     """Runs one input end to end; never raises for a bad input (the outcome says why)."""
     from realtime.loop import run
+    from realtime.sources import open_source
 
     worker.pipeline.reset()
     counter = ProgressSink(report, should_stop, live=task.live)
@@ -126,7 +129,10 @@ def process_input(task: Task, worker: Worker, *, report: Report,
 
     try:
         os.makedirs(os.path.dirname(task.output), exist_ok=True)
-        summary = run(config, log=lambda _line: None, pipeline=worker.pipeline)
+        source = open_source(task.input, reconnect=config.reconnect)
+        # The source knows best: an http(s) URL that names a file may still be a live stream.
+        counter.live = source.info.live
+        summary = run(config, log=lambda _line: None, pipeline=worker.pipeline, source=source)
     except InputStopped:
         return outcome("interrupted", counter.frames, "the job was stopped; nothing was kept")
     except _expected_errors() as exc:
@@ -136,7 +142,7 @@ def process_input(task: Task, worker: Worker, *, report: Report,
                        f"internal error: {type(exc).__name__}: {exc}")
     finally:
         counter.flush()
-    if summary["interrupted"] and not task.live:  # a KeyboardInterrupt: not the whole file
+    if summary["interrupted"] and not counter.live:  # a KeyboardInterrupt: not the whole file
         with contextlib.suppress(FileNotFoundError):
             os.remove(task.output)
         return outcome("interrupted", summary["frames"], "interrupted; nothing was kept")

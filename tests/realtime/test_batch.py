@@ -7,12 +7,16 @@ the nets run with random weights: this is about the job, not the painting.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import av
@@ -159,6 +163,67 @@ def test_a_killed_worker_is_replaced_and_its_input_retried_once(clips, engine_ca
     assert plain.status == "done" and decoded_frames(Path(plain.output)) == clips[names[5]]
     assert any("retrying" in ln and "killed by SIGKILL" in ln for ln in lines), lines
     assert [r["status"] for r in read_manifest(out)] == [o.status for o in result.outcomes]
+
+
+@pytest.fixture
+def live_stream(masked_clip: Path, tmp_path: Path):
+    """A live HTTP stream: the masked clip as MPEG-TS, sent at its own pace with no
+    Content-Length, as a camera's encoder would; yields the URL."""
+    ts = tmp_path / "live.ts"
+    with av.open(str(masked_clip)) as src, av.open(str(ts), "w", format="mpegts") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    payload, seconds = ts.read_bytes(), 15.0
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.end_headers()
+            chunk = 188 * 64
+            with contextlib.suppress(OSError):  # the recorder hung up: fine
+                for start in range(0, len(payload), chunk):
+                    self.wfile.write(payload[start:start + chunk])
+                    time.sleep(seconds * chunk / len(payload))
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cam/live"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_live_stream_records_on_its_own_worker_until_the_job_stops(
+        live_stream: str, clips, engine_cache, tmp_path: Path) -> None:
+    clip = next(iter(clips))
+    out = tmp_path / "out"
+    manifest = out / MANIFEST_NAME
+    done_at: list[float] = []
+
+    def stop_soon_after_the_file() -> bool:  # what a Ctrl-C does, without a signal
+        if not done_at and manifest.exists() and '"done"' in manifest.read_text():
+            done_at.append(time.monotonic())
+        return bool(done_at) and time.monotonic() - done_at[0] > 2.0
+
+    result = run_batch(BatchConfig(inputs=(live_stream, clip), out_dir=out, workers=1,
+                                   progress=False, run=RunConfig(
+                                       source="", random_weights=True, cache_dir=engine_cache)),
+                       log=lambda _line: None, should_stop=stop_soon_after_the_file)
+    assert result.workers.startswith("2 local workers")  # one for files, one for the stream
+    by_input = {o.input: o for o in result.outcomes}
+    assert by_input[clip].status == "done"
+    live = by_input[live_stream]
+    assert live.status == "stopped" and live.frames > 0
+    assert Path(live.output).name.startswith("127.0.0.1_cam_live_")
+    assert decoded_frames(Path(live.output)) == live.frames  # finished, playable, kept
 
 
 def test_the_same_job_on_a_local_ray_runtime_gives_the_same_outputs(local_job, clips,
