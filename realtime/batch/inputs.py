@@ -11,7 +11,8 @@
 - a URL: a finite one (``https://host/clip.mp4``) is written as ``out/clip.mp4``; a live one
   (``rtsp://``, ``rtmp://``, an ``http(s)://`` URL that does not name a video file, e.g. an HLS
   playlist) and a camera index are recorded until the job is stopped, each into a new file
-  named after the source and the start time (``out/cam1_live_20250101T120000.mp4``).
+  named after the source and the start time (``rtsp://cam1/live`` ->
+  ``out/cam1_live_20250101T120000.mp4``).
 
 Videos whose container the writer does not produce (GIF, MPEG-TS, ...) are written as .mp4.
 """
@@ -120,5 +121,5 @@ def _url_task(url: str, out_dir: Path, stamp: str) -> Task:
     if finite:
         return Task(url, str(out_dir / output_name(name)))
     label = "_".join(p for p in (parsed.hostname, *parsed.path.split("/")) if p)
-    label = re.sub(r"[^A-Za-z0-9.-]+", "-", label or "stream")
+    label = re.sub(r"[^A-Za-z0-9._-]+", "-", label or "stream")
     return Task(url, str(out_dir / f"{label}_{stamp}.mp4"), live=True)

@@ -117,19 +117,22 @@ def run_batch(config: BatchConfig, *, log: Callable[[str], None] = print,
     if not tasks:
         raise PlanError(f"no videos or images found in {', '.join(config.inputs)}")
     manifest = Manifest(out_dir / MANIFEST_NAME)
-    todo = _still_to_do(tasks, manifest)
-    if manifest.torn_lines:
-        log(f"{manifest.path}: {manifest.torn_lines} torn line(s) skipped")
-    start = time.perf_counter()
-    if not todo:
-        return BatchResult([], len(tasks), 0, 0.0, "no workers (nothing to do)", manifest.path)
-    live = [t for t in todo if t.live]
-    pool = _open_pool(config, n_files=len(todo) - len(live), n_live=len(live), process=process)
-    try:
-        outcomes, not_started = _Job(pool, manifest, config.progress, log).run(
-            deque(live + [t for t in todo if not t.live]), should_stop)
-    finally:
-        pool.close()
+    with manifest.held():
+        todo = _still_to_do(tasks, manifest)
+        if manifest.torn_lines:
+            log(f"{manifest.path}: {manifest.torn_lines} torn line(s) skipped")
+        start = time.perf_counter()
+        if not todo:
+            return BatchResult([], len(tasks), 0, 0.0, "no workers (nothing to do)",
+                               manifest.path)
+        live = [t for t in todo if t.live]
+        pool = _open_pool(config, n_files=len(todo) - len(live), n_live=len(live),
+                          process=process)
+        try:
+            outcomes, not_started = _Job(pool, manifest, config.progress, log).run(
+                deque(live + [t for t in todo if not t.live]), should_stop)
+        finally:
+            pool.close()
     return BatchResult(outcomes, len(tasks) - len(todo), not_started,
                        time.perf_counter() - start, pool.description, manifest.path)
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from realtime.loop import RunConfig
 
 _JOIN_S = 15.0  # a worker finishing a live recording writes its trailer first
+_START_DEATHS = 2  # processes that die while loading before the job gives up
 
 
 @dataclass
@@ -33,6 +34,8 @@ class _Slot:
     process: Any
     conn: Connection
     task: Task | None = None
+    ready: bool = False
+    """It has loaded the pipeline."""
     retired: bool = False
     """Takes no more tasks: its start failed, or it ended while the job was stopping."""
 
@@ -46,6 +49,7 @@ class LocalPool:
         self._stop = self._ctx.Event()
         self._args = (run_config, threads, process)
         self.size = size
+        self._start_deaths = 0
         self.description = (f"{size} local worker{'s' if size != 1 else ''} x {threads} "
                             f"thread{'s' if threads != 1 else ''}")
         self._slots = [self._start(i) for i in range(size)]
@@ -70,12 +74,15 @@ class LocalPool:
             pass  # the worker is gone; poll() sees its exit and reports the task
 
     def poll(self, timeout_s: float) -> list[Event]:
-        wait([s.conn for s in self._slots] + [s.process.sentinel for s in self._slots],
-             timeout_s)
+        active = [s for s in self._slots if not s.retired]
+        if active:
+            wait([s.conn for s in active] + [s.process.sentinel for s in active], timeout_s)
         events: list[Event] = []
         for index, slot in enumerate(self._slots):
+            if slot.retired:
+                continue
             events.extend(self._drain(index, slot))
-            if slot.process.exitcode is not None and not slot.retired:
+            if slot.process.exitcode is not None:
                 events.extend(self._replace(index, slot))
         return events
 
@@ -91,7 +98,7 @@ class LocalPool:
             if kind == "frames":
                 events.append(Progress(index, payload[0]))
             elif kind == "ready":
-                slot.retired = payload[1] is not None
+                slot.ready, slot.retired = True, payload[1] is not None
                 events.append(Ready(index, payload[0], payload[1]))
             elif kind == "outcome" and slot.task is not None:
                 events.append(Finished(index, slot.task, payload[0]))
@@ -100,15 +107,18 @@ class LocalPool:
     def _replace(self, index: int, slot: _Slot) -> list[Event]:
         code, task = slot.process.exitcode, slot.task
         slot.conn.close()
+        reason = (f"killed by {signal.Signals(-code).name}" if code < 0
+                  else f"exited with status {code}")
+        if not slot.ready:  # died while loading: once may be bad luck, twice will not load
+            self._start_deaths += 1
+            if self._start_deaths >= _START_DEATHS:
+                self._slots[index] = _Slot(slot.process, slot.conn, retired=True)
+                return [Ready(index, "", f"its process died while loading ({reason})")]
         if self._stop.is_set():  # the job is ending: no new worker
             self._slots[index] = _Slot(slot.process, slot.conn, retired=True)
         else:
             self._slots[index] = self._start(index)
-        if task is None:
-            return []
-        reason = (f"killed by {signal.Signals(-code).name}" if code < 0
-                  else f"exited with status {code}")
-        return [Died(index, task, f"its worker died ({reason})")]
+        return [] if task is None else [Died(index, task, f"its worker died ({reason})")]
 
     def stop(self) -> None:
         self._stop.set()

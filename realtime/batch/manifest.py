@@ -12,13 +12,20 @@ others again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from realtime.batch.tasks import Outcome
+from realtime.types import UnmaskError
 
 MANIFEST_NAME = "manifest.jsonl"
+
+
+class ManifestBusy(UnmaskError):
+    """Another job is writing to the same output folder."""
 
 
 class Manifest:
@@ -28,6 +35,23 @@ class Manifest:
         self.path = path
         self.torn_lines = 0
         """Lines that could not be read back (a job killed mid-write), skipped."""
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """For one job's duration: a second job on the same folder fails at once instead of
+        doing the same inputs and interleaving its lines (POSIX; elsewhere not checked)."""
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        with self.path.open("a", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise ManifestBusy(f"another batch job is writing to {self.path.parent}; "
+                                   "wait for it, or give another --out") from exc
+            yield
 
     def latest(self) -> dict[str, Outcome]:
         """Input -> its last recorded outcome."""

@@ -97,7 +97,7 @@ class RayPool:
         if self._owns:
             _connect(ray, address)
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.size = min(workers or max(1, cpus // threads), max(n_files, 1)) + n_live
+        self.size = min(workers or max(1, cpus // threads), n_files) + n_live
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         self.description = (f"{self.size} Ray actor{'s' if self.size != 1 else ''} x "
                             f"{threads} thread{'s' if threads != 1 else ''} on {nodes} "

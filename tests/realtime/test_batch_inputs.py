@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from realtime.batch.inputs import PlanError, output_name, plan_tasks
-from realtime.batch.manifest import Manifest
+from realtime.batch.manifest import Manifest, ManifestBusy
 from realtime.batch.tasks import Outcome, Task
 
 STARTED = 1_700_000_000.0  # names live recordings
@@ -103,3 +103,13 @@ def test_the_manifest_keeps_the_latest_line_and_skips_a_torn_one(tmp_path: Path)
     assert manifest.torn_lines == 1
     first = json.loads(manifest.path.read_text().splitlines()[0])
     assert set(first) >= {"input", "output", "status", "frames", "seconds", "error"}
+
+
+def test_a_second_job_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    manifest = Manifest(tmp_path / "manifest.jsonl")
+    with manifest.held():
+        with pytest.raises(ManifestBusy, match="another batch job is writing to"):
+            with Manifest(manifest.path).held():
+                pass
+    with Manifest(manifest.path).held():  # free again once the first job ends
+        pass
