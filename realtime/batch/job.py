@@ -112,10 +112,10 @@ def run_batch(config: BatchConfig, *, log: Callable[[str], None] = print,
 
         import_ray()  # before anything is created: a missing extra is one line, at once
     out_dir = config.out_dir.resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     tasks = plan_tasks(config.inputs, out_dir)
     if not tasks:
         raise PlanError(f"no videos or images found in {', '.join(config.inputs)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out_dir / MANIFEST_NAME)
     with manifest.held():
         todo = _still_to_do(tasks, manifest)
