@@ -54,8 +54,9 @@ def build_batch_parser() -> argparse.ArgumentParser:
                         help="worker processes for files (default: one per core; on Ray: the "
                              "cluster's CPUs / --threads); each live source gets one more")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="inference threads per worker (default: cores / workers, so the "
-                             "workers share the cores; on Ray: 1 CPU reserved per worker)")
+                        help="inference threads per worker (default: cores / (2 x workers), "
+                             "at least 1: each worker's loop, decoding and encoding take about a "
+                             "core of their own; on Ray: 1 CPU reserved per worker)")
     parser.add_argument("--ray", metavar="ADDRESS|local",
                         help="run on Ray: 'local' starts a Ray runtime on this machine, an "
                              "address (auto, HOST:6379, ray://HOST:10001) joins a cluster; "

@@ -48,8 +48,9 @@ class BatchConfig:
     """Workers for files (live sources get one more each); None: one per core locally, the
     cluster's CPUs divided by ``threads`` on Ray; never more than there are files."""
     threads: int | None = None
-    """Inference threads per worker; None: cores // workers locally, 1 on Ray (where each
-    worker reserves that many CPUs)."""
+    """Inference threads per worker; None: cores // (2 x workers) locally, at least 1, so
+    the workers use the cores once between them; 1 on Ray (where each worker reserves that
+    many CPUs)."""
     ray: str | None = None
     """None: local processes; "local": a new Ray runtime here; else a Ray cluster's address."""
     progress: bool = True
@@ -162,7 +163,10 @@ def _open_pool(config: BatchConfig, *, n_files: int, n_live: int,
 
     cores = available_cores()
     size = min(config.workers or cores, n_files) + n_live
-    threads = config.threads or max(1, cores // size)
+    # Half of each worker's share of the cores: its loop, decoder, encoder and MediaPipe
+    # keep about one core busy beside the nets. On 2 cores one worker ran 83 frames/s with
+    # 1 thread and 77 with 2 (README, "How it scales").
+    threads = config.threads or max(1, cores // (2 * size))
     return LocalPool(config.run, size=size, threads=threads, process=process)
 
 
