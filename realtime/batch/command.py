@@ -42,8 +42,8 @@ def build_batch_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realtime-unmask batch", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Unmask many videos, images, streams or cameras at once, on worker "
-                    "processes on this machine or on a Ray cluster. Each input is processed "
+        description="Unmask many videos, images, streams or cameras at once, on worker\n"
+                    "processes on this machine or on a Ray cluster. Each input is processed\n"
                     "end to end by one worker, which loads the models once.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="a file, a folder, a URL, a camera index, or a .txt list of them")
@@ -51,16 +51,18 @@ def build_batch_parser() -> argparse.ArgumentParser:
                         help="folder for the outputs (same names as the inputs) and the "
                              "manifest; created if missing")
     parser.add_argument("--workers", type=int, metavar="N",
-                        help="worker processes for files (default: one per core; on Ray: the "
-                             "cluster's CPUs / --threads); each live source gets one more")
+                        help="worker processes for files (default: one per two cores, or per "
+                             "two of the Ray cluster's CPUs: a worker keeps about two busy); "
+                             "each live source gets one more")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="inference threads per worker (default: cores / (2 x workers), "
                              "at least 1: each worker's loop, decoding and encoding take about a "
                              "core of their own; on Ray: 1 CPU reserved per worker)")
     parser.add_argument("--ray", metavar="ADDRESS|local",
                         help="run on Ray: 'local' starts a Ray runtime on this machine, an "
-                             "address (auto, HOST:6379, ray://HOST:10001) joins a cluster; "
-                             "needs the ray extra: pip install 'realtime-unmask[ray]'")
+                             "address (HOST:6379, or auto on a cluster node) joins a cluster; "
+                             "needs the ray extra: pip install 'realtime-unmask[ray]' (Ray "
+                             "Client's ray:// addresses also need Ray's client extra)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(stats_json=None)
     _add_processing_options(parser)

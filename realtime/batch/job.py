@@ -45,8 +45,9 @@ class BatchConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(source=""))
     """Processing options for every input; its source and output are set per input."""
     workers: int | None = None
-    """Workers for files (live sources get one more each); None: one per core locally, the
-    cluster's CPUs divided by ``threads`` on Ray; never more than there are files."""
+    """Workers for files (live sources get one more each); None: one per two cores, or per
+    two of the Ray cluster's CPUs (each keeps about two busy); never more than there are
+    files."""
     threads: int | None = None
     """Inference threads per worker; None: cores // (2 x workers) locally, at least 1, so
     the workers use the cores once between them; 1 on Ray (where each worker reserves that
@@ -161,11 +162,11 @@ def _open_pool(config: BatchConfig, *, n_files: int, n_live: int,
                        process=process)
     from realtime.batch.local import LocalPool
 
+    # A worker keeps about two cores busy: the nets on one, its decoder, encoder and
+    # MediaPipe on the other. On 2 cores one worker with 1 thread did the most (83 frames/s;
+    # 2 threads: 77; two workers: 79; README, "How it scales").
     cores = available_cores()
-    size = min(config.workers or cores, n_files) + n_live
-    # Half of each worker's share of the cores: its loop, decoder, encoder and MediaPipe
-    # keep about one core busy beside the nets. On 2 cores one worker ran 83 frames/s with
-    # 1 thread and 77 with 2 (README, "How it scales").
+    size = min(config.workers or max(1, cores // 2), n_files) + n_live
     threads = config.threads or max(1, cores // (2 * size))
     return LocalPool(config.run, size=size, threads=threads, process=process)
 

@@ -97,13 +97,16 @@ class RayPool:
         if self._owns:
             _connect(ray, address)
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.size = min(workers or max(1, cpus // threads), n_files) + n_live
+        # As locally, one worker per two CPUs by default; SPREAD puts them on as many nodes
+        # as it can, so no node gets more actors than it has pairs of cores.
+        self.size = min(workers or max(1, cpus // (2 * threads)), n_files) + n_live
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         self.description = (f"{self.size} Ray actor{'s' if self.size != 1 else ''} x "
                             f"{threads} thread{'s' if threads != 1 else ''} on {nodes} "
                             f"node{'s' if nodes != 1 else ''} ({cpus} CPUs)")
         self._hub = ray.remote(num_cpus=0)(_Hub).remote()
-        actor = ray.remote(num_cpus=threads, max_restarts=-1, max_task_retries=0)(_ActorWorker)
+        actor = ray.remote(num_cpus=threads, max_restarts=-1, max_task_retries=0,
+                           scheduling_strategy="SPREAD")(_ActorWorker)
         # The hub goes with each call, not to the constructor: Ray warns that a restarted
         # actor cannot get back constructor arguments that live in the object store.
         self._actors = [actor.remote(run_config, threads, process)

@@ -238,7 +238,7 @@ def test_the_same_job_on_a_local_ray_runtime_gives_the_same_outputs(local_job, c
         # services.resolve_ip_for_localhost, so it cannot be held to the loopback.)
         assert [n["NodeManagerHostname"] for n in ray.nodes()] == [socket.gethostname()]
         result = run_batch(BatchConfig(
-            inputs=tuple(clips), out_dir=tmp_path, ray="local", progress=False,
+            inputs=tuple(clips), out_dir=tmp_path, ray="local", workers=2, progress=False,
             run=RunConfig(source="", random_weights=True, cache_dir=engine_cache)),
             log=lambda _line: None)
     finally:
