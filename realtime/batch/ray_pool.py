@@ -17,6 +17,8 @@ or be URLs.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -179,8 +181,13 @@ class RayPool:
 
 
 def _connect(ray: Any, address: str) -> None:
-    """``local``: a new Ray runtime on this machine; otherwise join the cluster at ADDRESS."""
+    """``local``: a new Ray runtime on this machine; otherwise join the cluster at ADDRESS.
+
+    ``ray.init`` installs its own SIGTERM handler; the one in place before (the command's,
+    which stops the job cleanly) is put back.
+    """
     quiet = {"log_to_driver": False, "logging_level": "warning"}
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         if address == "local":
             ray.init(address="local", include_dashboard=False,
@@ -191,6 +198,8 @@ def _connect(ray: Any, address: str) -> None:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UnmaskError(f"--ray {address}: cannot start or join Ray: {_first_line(exc)}"
                           ) from exc
+    if threading.current_thread() is threading.main_thread() and sigterm is not None:
+        signal.signal(signal.SIGTERM, sigterm)
 
 
 def _first_line(exc: BaseException) -> str:
