@@ -121,6 +121,7 @@ class ArtefactCache:
         numbers) that is kept in the manifest.
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        replacing = _identity(self.path_for(key))  # a stale entry, or one that did not load
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{key.name}-", dir=self.root))
         try:
             info = build(tmp)
@@ -131,7 +132,7 @@ class ArtefactCache:
                         "fields": key.fields, "files": files, "info": info,
                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            return self._install(tmp, key)
+            return self._install(tmp, key, replacing)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -172,8 +173,12 @@ class ArtefactCache:
                 return f"{name} does not match its recorded sha256"
         return None
 
-    def _install(self, tmp: Path, key: CacheKey) -> Path:
+    def _install(self, tmp: Path, key: CacheKey, replacing: tuple[int, int] | None) -> Path:
         entry = self.path_for(key)
+        if _identity(entry) not in (None, replacing) and self._problem(entry, key) is None:
+            # Another process (a batch's other worker) installed it while this one built:
+            # it may be loading it now, so it stays, and this copy is dropped.
+            return entry
         if entry.exists():  # a stale or corrupt entry: move it aside, then drop it
             stale = self.root / f".stale-{entry.name}-{os.getpid()}-{time.monotonic_ns()}"
             os.replace(entry, stale)
@@ -186,3 +191,12 @@ class ArtefactCache:
                 return entry
             raise
         return entry
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """Which folder is at this path now (inode, mtime), or None if there is none."""
+    try:
+        stat = folder.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns

@@ -32,6 +32,7 @@ commands (run 'realtime-unmask COMMAND --help'):
   train     train the segmenter or the inpainter: 'train segmenter|inpainter --help'
   evaluate  segmenter coverage and false marks; generator PSNR/SSIM/LPIPS/identity vs Telea
   web       the browser demo (Gradio) on http://127.0.0.1:7860: photos, videos, webcam
+  batch     many files, folders, URLs or cameras on local workers or a Ray cluster
   bench     speed, latency, quality and flicker with baselines -> report.md, JSON, plots
 
 examples:
@@ -302,6 +303,12 @@ def cmd_web(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_batch(argv: Sequence[str]) -> int:
+    from realtime.batch.command import main as batch_main
+
+    return batch_main(argv, log=_log)
+
+
 def cmd_bench(argv: Sequence[str]) -> int:
     from benchmarks.bench import main as bench_main
 
@@ -309,7 +316,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "compile": cmd_compile, "train": cmd_train,
-            "evaluate": cmd_evaluate, "web": cmd_web, "bench": cmd_bench}
+            "evaluate": cmd_evaluate, "web": cmd_web, "bench": cmd_bench, "batch": cmd_batch}
 
 
 class StopRequested(KeyboardInterrupt):

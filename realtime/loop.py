@@ -82,6 +82,9 @@ class RunConfig:
     True reconnects always, False never."""
     extra_sinks: tuple = field(default=())
     """Already-open sinks to feed as well (used by the web demo and tests)."""
+    threads: int | None = None
+    """CPU threads per inference call; None: the engines' default (1). ``batch`` sets it so
+    that its workers together use the cores once."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_faces <= 16:
@@ -110,7 +113,8 @@ def build_pipeline(config: RunConfig, log: Callable[[str], None], *,
                      max_batch=config.max_faces,
                      segmenter_checkpoint=config.segmenter_checkpoint,
                      generator_checkpoint=config.generator_checkpoint,
-                     random_weights=config.random_weights, cache_dir=config.cache_dir),
+                     random_weights=config.random_weights, cache_dir=config.cache_dir,
+                     threads=config.threads),
         log=log,
     )
     smoothing = (SmoothingConfig(alpha=config.smoothing_alpha)

@@ -140,6 +140,23 @@ def test_entry_that_fails_to_load_is_rebuilt(cache: ArtefactCache) -> None:
     assert (info, hit, build.calls, len(attempts)) == (2, False, 2, 2)
 
 
+def test_a_build_that_loses_the_race_keeps_the_winners_entry(cache: ArtefactCache) -> None:
+    # Two workers on a cold cache: the other one installs the entry while this one builds,
+    # and is loading it; moving it aside would pull it from under that load.
+    winner: dict = {}
+
+    def build_while_another_installs(folder: Path) -> dict:
+        winner["entry"] = cache.build(KEY, Builds())
+        winner["manifest"] = cache.manifest(winner["entry"])
+        (folder / "model.bin").write_bytes(b"ours")
+        return {}
+
+    entry = cache.build(KEY, build_while_another_installs)
+    assert entry == winner["entry"] and cache.manifest(entry) == winner["manifest"]
+    assert _read(entry) == b"weights" * 100
+    assert [p.name for p in cache.root.iterdir()] == [entry.name]  # this copy is gone
+
+
 def test_failed_build_leaves_nothing(cache: ArtefactCache) -> None:
     def broken(folder: Path) -> dict:
         (folder / "half.bin").write_bytes(b"x")
