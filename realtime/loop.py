@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from realtime.composite import side_by_side
 from realtime.covering import CoveringConfig
 from realtime.pipeline import Pipeline, PipelineConfig
@@ -178,6 +180,17 @@ def run(config: RunConfig, log: Callable[[str], None] = print,
     return summary
 
 
+def presented(input_bgr: np.ndarray, out_bgr: np.ndarray, *, side: bool,
+              tag: Callable[[np.ndarray], np.ndarray] | None = None,
+              in_place: bool = False) -> np.ndarray:
+    """The frame as written: the output, or input | output side by side, with ``tag`` drawn on
+    the painted picture (in side-by-side, on its right half, never on the input). ``in_place``
+    lets the tag draw on ``out_bgr`` itself when nothing else needs it untagged."""
+    if tag is not None:
+        out_bgr = tag(out_bgr if in_place and not side else out_bgr.copy())
+    return side_by_side(input_bgr, out_bgr) if side else out_bgr
+
+
 def _drive(config, source, pipeline, written, sinks, stats, draw_label) -> bool:
     """The frame loop; returns True if the user stopped it early."""
     progress = _progress_bar(config, source.info)
@@ -187,17 +200,17 @@ def _drive(config, source, pipeline, written, sinks, stats, draw_label) -> bool:
             if images:
                 pipeline.reset()  # unrelated pictures share no history
             result = pipeline.process(frame)
-            out_bgr = result.out_bgr
-            if config.side_by_side:
-                out_bgr = side_by_side(frame.bgr, out_bgr)
             if written:
                 # Copy only when a window still needs the frame without the tag.
-                labelled = (draw_label(out_bgr.copy() if sinks else out_bgr) if config.label
-                            else out_bgr)
+                labelled = presented(frame.bgr, result.out_bgr, side=config.side_by_side,
+                                     tag=draw_label if config.label else None,
+                                     in_place=not sinks)
                 for sink in written:
                     sink.write(frame, labelled, result.mask_full_hw)
-            for sink in sinks:
-                sink.write(frame, out_bgr, result.mask_full_hw)
+            if sinks:
+                shown = presented(frame.bgr, result.out_bgr, side=config.side_by_side)
+                for sink in sinks:
+                    sink.write(frame, shown, result.mask_full_hw)
             if source.info.live:
                 stats.latency_ms.append((time.perf_counter() - frame.t_capture) * 1000.0)
             stats.add_frame(len(result.faces), frame.timings_ms)

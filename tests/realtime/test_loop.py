@@ -184,3 +184,23 @@ def test_camera_path_with_a_fake_capture(masked_clip: Path, engine_cache: Path) 
 def test_run_config_validation(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         RunConfig(source="x.mp4", **kwargs)
+
+
+def test_the_tag_lands_on_the_painted_half_of_a_side_by_side_frame() -> None:
+    from realtime.loop import presented
+    from realtime.sinks import draw_label
+
+    rng = np.random.default_rng(0)
+    input_bgr = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    out_bgr = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    before = out_bgr.copy()
+    both = presented(input_bgr, out_bgr, side=True, tag=draw_label, in_place=True)
+    assert both.shape == (120, 320, 3)
+    assert np.array_equal(both[:, :159], input_bgr[:, :159])  # the input half is untouched
+    right = both[:, 161:]
+    assert not np.array_equal(right[-30:, :80], before[-30:, 1:81])  # the tag is here
+    assert np.array_equal(right[:60], before[:60, 1:])  # and only in its corner
+    assert np.array_equal(out_bgr, before)  # the pipeline's frame is not drawn on
+    plain = presented(input_bgr, out_bgr, side=False, tag=draw_label, in_place=True)
+    assert plain is out_bgr and not np.array_equal(out_bgr, before)  # no copy when allowed
+    assert presented(input_bgr, before, side=False) is before  # no tag: the frame itself
