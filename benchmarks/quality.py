@@ -67,10 +67,10 @@ def evaluation(data_dir: Path, out_dir: Path, faces: int) -> tuple[dict, str]:
     """``realtime-unmask evaluate`` on the first ``faces`` validation faces: its JSON result
     and its markdown tables (PSNR/SSIM/MSE and IoU by occlusion band)."""
     from training.evaluate import EvalConfig, run
-    from training.faces import default_cache_dir
+    from training.faces import faces_cache_dir
 
     config = EvalConfig(out=out_dir, data=(data_dir / "faces",),
                         masks=data_dir / "mask_templates" / "masktheface" / "masks",
-                        cache=default_cache_dir(), limit=faces)
+                        cache=faces_cache_dir(), limit=faces)
     result = run(config)
     return result, (out_dir / "eval.md").read_text()

@@ -12,7 +12,8 @@ from typing import Literal, Self
 
 import numpy as np
 
-Backend = Literal["auto", "tensorrt", "onnx", "torch"]
+from engines.config import Backend as Backend  # re-exported: defined once, where engines are chosen
+
 Inpainter = Literal["gan", "telea"]
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from training.data import MIXES, OcclusionConfig, OcclusionDataset
-from training.faces import FaceSet, default_cache_dir, list_images, load_faces, split_faces
+from training.faces import FaceSet, faces_cache_dir, list_images, load_faces, split_faces
 from training.occluders import load_occluders
 from training.revision import git_revision
 
@@ -149,7 +149,7 @@ def occlusion_from_args(args: argparse.Namespace) -> OcclusionConfig:
 def common_kwargs(args: argparse.Namespace) -> dict:
     """TrainConfig fields from parsed flags."""
     return dict(
-        data=tuple(args.data), masks=args.masks, cache=args.cache or default_cache_dir(),
+        data=tuple(args.data), masks=args.masks, cache=args.cache or faces_cache_dir(),
         out=args.out, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
         width=args.width, crop=args.crop, seed=args.seed, val_every=args.val_every,
         val_samples=args.val_samples, resume=args.resume, init=args.init,

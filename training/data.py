@@ -4,7 +4,7 @@ Faces come aligned and cached from ``training.faces``; occluders from ``training
 (face coverings, rectangles, strokes) and ``training.distractors`` (what is NOT a covering);
 everything is drawn on the fly:
 
-    faces = load_faces([Path("../shared/data/faces/celebahq_192")], 128, default_cache_dir())
+    faces = load_faces([Path("../shared/data/faces/celebahq_192")], 128, faces_cache_dir())
     train, val = split_faces(faces)
     occluders = load_occluders(Path("../shared/data/mask_templates/masktheface/masks"), 128)
     dataset = OcclusionDataset(train, occluders, SEGMENTER_MIX, seed=0)
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from training.distractors import draw_distractors
-from training.faces import FaceSet, default_cache_dir, load_faces, split_faces
+from training.faces import FaceSet, faces_cache_dir, load_faces, split_faces
 from training.occluders import (
     Occluders,
     TemplateStyle,
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    faces = load_faces(args.folders, args.crop, args.cache or default_cache_dir())
+    faces = load_faces(args.folders, args.crop, args.cache or faces_cache_dir())
     train, val = split_faces(faces)
     print(json.dumps({"faces": len(faces), "skipped": faces.skipped, "train": len(train),
                       "validation": len(val)}))

@@ -349,7 +349,7 @@ def run(config: EvalConfig, log: Log | None = None) -> dict:
 
 def parse_config(argv: list[str] | None) -> EvalConfig:
     from training.common import REPO
-    from training.faces import default_cache_dir
+    from training.faces import faces_cache_dir
 
     shared = REPO.parent / "shared" / "data"
     d = EvalConfig.__dataclass_fields__
@@ -383,7 +383,7 @@ def parse_config(argv: list[str] | None) -> EvalConfig:
         parser.add_argument(f"--{flag}", action="store_true")
     a = parser.parse_args(argv)
     return EvalConfig(
-        out=a.out, data=tuple(a.data), masks=a.masks, cache=a.cache or default_cache_dir(),
+        out=a.out, data=tuple(a.data), masks=a.masks, cache=a.cache or faces_cache_dir(),
         generator=a.generator, segmenter=a.segmenter, baseline_generator=a.baseline_generator,
         baseline=not a.no_baseline, limit=a.limit, batch_size=a.batch_size, seed=a.seed,
         mix=tuple(a.occlusion_mix), sets=tuple(a.sets), groups_folder=a.groups_folder,

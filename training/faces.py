@@ -5,7 +5,7 @@ canonical crop of ``realtime.face.align``; the crop, its 468 landmarks in crop p
 mask (which crop pixels came from the photo and which from the replicated border) are cached:
 
     faces = load_faces([Path("../shared/data/faces/celebahq_192")], crop_size=128,
-                       cache_dir=default_cache_dir())
+                       cache_dir=faces_cache_dir())
     train, val = split_faces(faces)
 
     python -m training.data ../shared/data/faces/celebahq_192 --grid /tmp/grid.png   # a look
@@ -66,7 +66,7 @@ class FaceSet:
         return self.valid_hw[i].astype(np.float32)
 
 
-def default_cache_dir() -> Path:
+def faces_cache_dir() -> Path:
     """Aligned faces in the user cache; read only at the CLI edge."""
     from training.downloads import cache_file
 
