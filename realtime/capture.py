@@ -130,6 +130,10 @@ class ThreadedSource(Closing):
 
 
 
+def _closed() -> None:
+    return None
+
+
 def as_bgr(image: np.ndarray) -> np.ndarray:
     """Any 8-bit grey, BGR or BGRA picture as contiguous H x W x 3 BGR."""
     if image.dtype != np.uint8:
@@ -191,6 +195,12 @@ class LiveSource(ThreadedSource):
             index += 1
 
     def _release(self) -> None:
-        if self._release_reader is not None:
-            self._release_reader()
+        release, self._release_reader = self._release_reader, None
+        if release is not None:
+            release()
+        # ``read`` and ``release`` are often bound methods of a subclass: dropping them breaks
+        # the reference cycle, so a closed source (its decoder, its last frames) is freed at
+        # once rather than whenever the cyclic garbage collector next runs; a live source
+        # reopened on every reconnect otherwise held megabytes per reopening.
+        self._read = _closed
 

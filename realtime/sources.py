@@ -280,4 +280,5 @@ class SimulatedCamera(LiveSource):
         return image
 
     def _stop_video(self) -> None:
+        self._pictures.close()  # the suspended generator holds the decoder's last frame
         self._video.close()

@@ -344,3 +344,25 @@ def test_open_source_dispatch(tmp_path: Path):
     assert isinstance(open_source(str(tmp_path / "clip.AVI.bin")), VideoFileSource)
     with pytest.raises(SourceError, match="live_queue must be at least 1"):
         open_source(0, live_queue=0)
+
+
+def test_a_closed_camera_is_freed_at_once_not_by_the_garbage_collector(masked_clip) -> None:
+    """A live source reopened on every reconnect must not hold its decoder until the cyclic
+    collector runs: the soak measured 2-3 MB kept per reopening."""
+    import gc
+    import itertools
+    import weakref
+
+    from realtime.sources import SimulatedCamera
+
+    gc.collect()
+    gc.disable()
+    try:
+        camera = SimulatedCamera(masked_clip, fps=500, loop=True)
+        with camera:
+            assert len(list(itertools.islice(camera, 5))) == 5
+        alive = weakref.ref(camera)
+        del camera
+        assert alive() is None  # freed by reference counting alone
+    finally:
+        gc.enable()
