@@ -4,7 +4,8 @@
 
 One pipeline (tracker, smoothers, engines) serves the whole run, as in a day-long camera
 session; the clip loops as a camera at ``CAMERA_FPS``. The run is cut into windows (about 30
-per run, 5 s to 60 s each); after each, the process's resident memory (RSS) is read. Memory
+per run, 5 s to 60 s each), each opening the camera anew as a reconnect would; after each,
+the process's resident memory (RSS) is read. Memory
 growth is measured from the end of the warm-up (the first tenth of the run, at least one
 window: allocators, MediaPipe and ONNX Runtime settle there) to the end. Target: under 5%
 growth over 30 minutes. Writes ``soak.json`` into the output folder.
