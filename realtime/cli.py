@@ -14,8 +14,9 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Self
 
 DESCRIPTION = """\
 Remove face masks from faces in live or recorded video, in real time.
@@ -337,12 +338,15 @@ class _StopSignals:
 
     _SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
                      if hasattr(signal, name))
+    ignored_note = "already stopping, finishing the output"
+    stopping_note = "stopping"
 
-    def __init__(self) -> None:
+    def __init__(self, log: Callable[[str], None] | None = None) -> None:
         self.signum: int | None = None
+        self._log = log or _log
         self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> _StopSignals:
+    def __enter__(self) -> Self:
         for signum in self._SIGNALS:
             try:
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -357,10 +361,13 @@ class _StopSignals:
     def _handle(self, signum: int, _frame: object) -> None:
         name = signal.Signals(signum).name
         if self.signum is not None:
-            _log(f"{name} ignored: already stopping, finishing the output")
+            self._log(f"{name} ignored: {self.ignored_note}")
             return
         self.signum = signum
-        _log(f"{name}: stopping")
+        self._log(f"{name}: {self.stopping_note}")
+        self._stop(signum)
+
+    def _stop(self, signum: int) -> None:
         raise StopRequested(signum)
 
 

@@ -6,11 +6,15 @@
 from __future__ import annotations
 
 import argparse
-import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from realtime.cli import _add_engine_options, _add_processing_options, _run_config
+from realtime.cli import (
+    _add_engine_options,
+    _add_processing_options,
+    _run_config,
+    _StopSignals,
+)
 
 EXIT_SOME_FAILED = 3
 
@@ -87,7 +91,7 @@ def main(argv: Sequence[str], *, log: Callable[[str], None]) -> int:
     return EXIT_SOME_FAILED if result.count("failed") else 0
 
 
-class _StopFlag:
+class _StopFlag(_StopSignals):
     """SIGINT, SIGTERM and SIGHUP ask the job to stop: it stops handing out inputs, running
     files are abandoned and live recordings finished. Later signals are ignored (said so).
 
@@ -95,30 +99,8 @@ class _StopFlag:
     cut off in the middle of a message.
     """
 
-    _SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
-                     if hasattr(signal, n))
+    ignored_note = "already stopping"
+    stopping_note = "stopping the batch"
 
-    def __init__(self, log: Callable[[str], None]) -> None:
-        self.signum: int | None = None
-        self._log = log
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> _StopFlag:
-        for signum in self._SIGNALS:
-            try:
-                self._previous[signum] = signal.signal(signum, self._handle)
-            except ValueError:  # not the main thread (an embedding program): leave them be
-                break
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        name = signal.Signals(signum).name
-        if self.signum is not None:
-            self._log(f"{name} ignored: already stopping")
-            return
-        self.signum = signum
-        self._log(f"{name}: stopping the batch")
+    def _stop(self, signum: int) -> None:
+        pass  # the flag (``self.signum``) is all: the job loop checks it between messages
