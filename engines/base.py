@@ -18,6 +18,28 @@ import numpy as np
 # Input and output channels per model kind.
 CHANNELS = {"segmenter": (3, 1), "generator": (4, 3)}
 
+BAND_LEVEL = 0.5
+"""A band generator's mask channel on the edge ring it sees and repaints
+(``engines.models.MaskInpainter``); 1 marks the sure covering, 0 the rest."""
+BAND_INNER_PX = 1
+"""The ring reaches this far inside the segmented edge (the outer width is the grow)."""
+
+
+def generator_mask(segmented_hw: np.ndarray, paint_hw: np.ndarray) -> np.ndarray:
+    """A band generator's mask channel (N x S x S float32) from the segmented coverings and
+    the region to repaint (the segmentation grown, ``paint_hw`` >= ``segmented_hw``): 1 on the
+    segmentation shrunk by ``BAND_INNER_PX``, ``BAND_LEVEL`` on the rest of the region.
+    Segmenters stop a pixel or two off a real edge, either way; on the ring the net sees the
+    pixels and decides, so a missed rim is painted and real skin is kept."""
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * BAND_INNER_PX + 1,) * 2)
+    core = np.stack([cv2.erode(m.astype(np.float32), kernel) for m in segmented_hw]) \
+        if len(segmented_hw) else np.zeros_like(paint_hw, np.float32)
+    paint = (paint_hw > 0.5).astype(np.float32)
+    core = np.minimum(core, paint)
+    return (core + BAND_LEVEL * (paint - core)).astype(np.float32)
+
 
 class EngineError(Exception):
     """An engine cannot be built or loaded; the message says what to do about it."""

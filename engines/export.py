@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from engines import probe
-from engines.base import CHANNELS, EngineError
+from engines.base import BAND_LEVEL, CHANNELS, EngineError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -140,13 +140,15 @@ def check_parity(
 
 
 def parity_inputs(kind: str, n: int, crop_size: int, *, seed: int = 0) -> np.ndarray:
-    """Random inputs shaped like real ones: RGB in [-1, 1], plus a binary mask for the generator."""
+    """Random inputs shaped like real ones: RGB in [-1, 1], plus for the generator a mask of
+    0, 1 and the band ring's level (``engines.base.generator_mask``), RGB zero where it is 1."""
     rng = np.random.default_rng(seed)
     c_in, _ = CHANNELS[kind]
     batch = rng.uniform(-1, 1, (n, c_in, crop_size, crop_size)).astype(np.float32)
     if kind == "generator":
-        mask = (rng.uniform(0, 1, (n, 1, crop_size, crop_size)) > 0.5).astype(np.float32)
-        batch[:, :3] *= 1 - mask
+        mask = rng.choice(np.float32([0, BAND_LEVEL, 1]), (n, 1, crop_size, crop_size),
+                          p=(0.45, 0.1, 0.45))
+        batch[:, :3] *= mask < 1
         batch[:, 3:] = mask
     return batch
 

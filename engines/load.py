@@ -50,6 +50,9 @@ class Engines:
     """Time spent on warm-up runs at load (kept out of the pipeline's statistics)."""
     details: dict[str, Any] = field(default_factory=dict)
     """Per model: cache entry, whether it was cached, parity numbers."""
+    generator_band: bool = False
+    """The generator takes the three-level mask of ``engines.base.generator_mask`` (it sees
+    and repaints an edge ring); else a {0, 1} mask of the whole region to paint."""
 
     def telemetry(self) -> dict[str, Any]:
         """GPU name, memory and utilisation on NVIDIA backends; CPU model and cores otherwise."""
@@ -87,7 +90,8 @@ def load_engines(config: EngineConfig, log: Callable[[str], None] = print) -> En
             log(line)
             continue
         engines = Engines(models["segmenter"], models["generator"],
-                          backend=models["segmenter"].name, skipped=skipped, details=details)
+                          backend=models["segmenter"].name, skipped=skipped, details=details,
+                          generator_band=bool(sources["generator"].metadata["arch"].get("band")))
         engines.warmup_ms = warm_up(engines, config.crop_size, config.max_batch)
         log(f"engines: {engines.backend} ({_precision_note(config, engines.backend)}), "
             f"warm-up {engines.warmup_ms:.0f} ms")

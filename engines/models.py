@@ -207,21 +207,30 @@ class DWSCUNet(nn.Module):
 class MaskInpainter(nn.Module):
     """Generator wrapper: paints only inside the mask, optionally refined coarse-to-fine.
 
-    Input: (N, 4, S, S) = masked RGB in [-1, 1] (zero inside the mask) and the mask in [0, 1].
-    Output: (N, 3, S, S) in [-1, 1] equal to the input outside the mask.
+    Input: (N, 4, S, S) = masked RGB in [-1, 1] and the mask. Output: (N, 3, S, S) in [-1, 1]
+    equal to the input outside the mask.
+
+    Without ``band`` the mask is {0, 1} (or a soft blend weight), the RGB is zero inside it.
+    With ``band`` the mask has three levels (``engines.base.generator_mask``): 1 where the
+    covering surely is (RGB zero there), 0.5 on a thin ring along the segmented edge where the
+    RGB is left as seen, 0 outside. Everything above 0 is repainted, so on the ring the net decides:
+    real skin is copied, a covering's rim the segmenter missed is painted over.
     """
 
-    def __init__(self, coarse: DWSCUNet, refine: DWSCUNet | None = None) -> None:
+    def __init__(self, coarse: DWSCUNet, refine: DWSCUNet | None = None, *,
+                 band: bool = False) -> None:
         super().__init__()
         self.coarse = coarse
         self.refine = refine
+        self.band = band
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         masked_rgb, mask = x[:, :3], x[:, 3:4]
-        out = masked_rgb * (1 - mask) + torch.tanh(self.coarse(x)) * mask
+        paint = (mask > 0).to(x.dtype) if self.band else mask
+        out = masked_rgb * (1 - paint) + torch.tanh(self.coarse(x)) * paint
         if self.refine is not None:
             fine = torch.tanh(self.refine(torch.cat([out, mask], dim=1)))
-            out = masked_rgb * (1 - mask) + fine * mask
+            out = masked_rgb * (1 - paint) + fine * paint
         return out
 
 
@@ -242,20 +251,22 @@ def build_generator(
     refine: bool = False,
     upsample: Upsample = "resize",
     blocks: int = 0,
+    band: bool = False,
 ) -> MaskInpainter:
     """The GAN generator: masked RGB + mask in, RGB out, painted only inside the mask.
 
     ``blocks`` inverted-residual blocks follow every down and up block (0: the first
     generator's plain U-Net). ``depth=4`` leaves an 8x8 bottleneck at 128 px (16x16 at
     256 px) where the dilated stack sees the whole face; deeper bottlenecks would make the
-    dilations mostly padding.
+    dilations mostly padding. ``band``: the mask input has an edge ring whose pixels the net
+    sees and repaints (``MaskInpainter``).
     """
     def unet() -> DWSCUNet:
         return DWSCUNet(in_channels=4, out_channels=3, width=width, depth=depth,
                         instance_norm=instance_norm, dropout=dropout, se_levels=3,
                         dilation_rates=tuple(dilation_rates), upsample=upsample,
                         blocks=blocks)
-    return MaskInpainter(unet(), unet() if refine else None)
+    return MaskInpainter(unet(), unet() if refine else None, band=band)
 
 
 BUILDERS = {"segmenter": build_segmenter, "generator": build_generator}

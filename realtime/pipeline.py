@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from engines.base import generator_mask
 from realtime.composite import (
     composite,
     feather,
@@ -102,10 +103,13 @@ def segment(engine, crops_rgb: np.ndarray) -> np.ndarray:
 
 
 def inpaint(engine, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:
-    """Crops with the masked region painted by the generator (N x S x S x 3 uint8 RGB)."""
+    """Crops with the masked region painted by the generator (N x S x S x 3 uint8 RGB).
+
+    ``masks_hw`` is the generator's mask channel: {0, 1}, or the three levels of
+    ``engines.base.generator_mask``; the RGB is zeroed only where it is 1."""
     x = to_network(crops_rgb)
     m = masks_hw[:, None].astype(np.float32)
-    painted = engine(np.ascontiguousarray(np.concatenate([x * (1.0 - m), m], axis=1)))
+    painted = engine(np.ascontiguousarray(np.concatenate([x * (m < 1), m], axis=1)))
     return from_network(painted)
 
 
@@ -150,12 +154,14 @@ class Pipeline:
         masks_hw, covered = self._coverings(faces, self._smooth(faces, probs_hw, alignments),
                                             probs_hw)
         upper_off = below_eyes(self.config.crop_size)
+        segmented_hw = masks_hw * upper_off
         masks_hw = grow(masks_hw, self.config.grow_px) * upper_off
         t = _lap(timings, "segment", t)
         if self.config.inpainter == "telea":
             painted_rgb = telea_inpaint(crops_rgb, masks_hw)
         else:
-            painted_rgb = self._inpaint_masked(crops_rgb, masks_hw)
+            painted_rgb = self._inpaint_masked(crops_rgb, generator_mask(
+                segmented_hw, masks_hw) if self.engines.generator_band else masks_hw)
             if self.config.colour_match:
                 painted_rgb = np.stack([match_colour(p, m) for p, m in zip(
                     painted_rgb, masks_hw, strict=True)])

@@ -8,8 +8,8 @@ Images are (N, C, H, W) tensors in [0, 1] unless a name says otherwise; masks (N
     values["checkerboard"] = checkerboard_score(out_01, target_01, mask)
     values["colour_error"] = colour_error(out_01, target_01, mask)
     values["lpips_hole"] = lpips_hole(lpips, [out_pm1], target_pm1, mask)[0]
-    masks, covered = product_masks(segmenter_logits)          # what the pipeline paints
-    score_outputs(method_outputs(batch, scorers, masks), batch, scorers, tally, groups)
+    product = product_masks(segmenter_logits)              # what the pipeline paints
+    score_outputs(method_outputs(batch, scorers, product), batch, scorers, tally, groups)
 
     pytest tests/training/test_evaluate.py
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
@@ -195,10 +195,31 @@ def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
 # What the product paints, and the methods
 
 
-def product_masks(logits: torch.Tensor, grow_px: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the masks the pipeline would paint (N, 1, S, S), whether each face was judged covered
-    (N,) bool) from segmenter logits: logits > 0, ``plausible_covering`` (empty where not
-    covered), grown by ``grow_px`` and cut at the eye line, as ``realtime.pipeline`` does."""
+class ProductMasks(NamedTuple):
+    """What the pipeline would do with a batch's segmenter logits."""
+
+    painted: torch.Tensor
+    """(N, 1, S, S) {0, 1}: the region repainted (the kept covering grown, below the eyes)."""
+    covered: torch.Tensor
+    """(N,) bool: whether each face was judged covered (nothing is painted where not)."""
+    segmented: torch.Tensor
+    """(N, 1, S, S) {0, 1}: the kept covering before the grow, below the eyes."""
+
+    def generator_channel(self, band: bool) -> torch.Tensor:
+        """The mask channel a generator gets: ``painted``, or for a band generator the
+        three levels of ``engines.base.generator_mask``, as ``realtime.pipeline`` feeds it."""
+        if not band:
+            return self.painted
+        from engines.base import generator_mask
+
+        return torch.from_numpy(generator_mask(self.segmented[:, 0].numpy(),
+                                               self.painted[:, 0].numpy()))[:, None]
+
+
+def product_masks(logits: torch.Tensor, grow_px: int = 2) -> ProductMasks:
+    """What the pipeline would paint from segmenter logits: logits > 0,
+    ``plausible_covering`` (empty where not covered), grown by ``grow_px`` and cut at the eye
+    line, as ``realtime.pipeline`` does."""
     from realtime.covering import CoveringConfig, below_eyes, plausible_covering
     from realtime.pipeline import grow
 
@@ -210,8 +231,12 @@ def product_masks(logits: torch.Tensor, grow_px: int = 2) -> tuple[torch.Tensor,
         kept_hw, covered[i] = plausible_covering(m, config, probs_hw[i])
         if covered[i]:
             kept[i] = kept_hw
-    painted = grow(kept, grow_px) * below_eyes(binary_hw.shape[-1])[None]
-    return torch.from_numpy(np.ascontiguousarray(painted))[:, None], torch.from_numpy(covered)
+    upper_off = below_eyes(binary_hw.shape[-1])[None]
+    painted = grow(kept, grow_px) * upper_off
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, np.float32))[:, None]
+    return ProductMasks(tensor(painted), torch.from_numpy(covered), tensor(kept * upper_off))
 
 
 def telea(masked_rgb: np.ndarray, mask_hw: np.ndarray, radius: int = 3) -> np.ndarray:
@@ -229,8 +254,10 @@ def telea_batch(masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def generate(generator: torch.nn.Module, image: torch.Tensor,
              mask: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] for an RGB image in [-1, 1] and a {0, 1} mask."""
-    return generator(torch.cat([image * (1 - mask), mask], dim=1))
+    """Generator output in [-1, 1] for an RGB image in [-1, 1] and a mask channel: {0, 1},
+    or a band generator's three levels (``engines.base.generator_mask``); the image is zeroed
+    only where the mask is 1."""
+    return generator(torch.cat([image * (mask < 1), mask], dim=1))
 
 
 @dataclass
@@ -251,13 +278,18 @@ class Scorers:
 # Scoring a batch of every method
 
 
-def method_outputs(batch: dict, scorers: Scorers, seg_mask: torch.Tensor,
+def method_outputs(batch: dict, scorers: Scorers, product: ProductMasks | None,
                    wanted: set[str] | None = None) -> dict[str, torch.Tensor]:
-    """Every method's result in [-1, 1] (or those ``wanted``), in table order."""
+    """Every method's result in [-1, 1] (or those ``wanted``), in table order; ``product``:
+    what the segmenter makes the pipeline paint (None: true-mask rows only)."""
     masked, mask = batch["masked"], batch["mask"]
-    masks = {"true mask": mask, "segmenter mask": seg_mask}
     outputs = {MASKED: masked} if wanted is None or MASKED in wanted else {}
     for name in ("telea", *scorers.generators):
+        band = bool(getattr(scorers.generators.get(name), "band", False))
+        masks = {"true mask": mask}
+        if product is not None:
+            masks["segmenter mask"] = (product.painted if name == "telea"
+                                       else product.generator_channel(band))
         for label, m in masks.items():
             method = f"{name} ({label})"
             if wanted is not None and method not in wanted:
@@ -293,14 +325,15 @@ def score_outputs(outputs: dict[str, torch.Tensor], batch: dict, scorers: Scorer
         tally.add(method, groups, v)
 
 
-def segment_batch(batch: dict, scorers: Scorers, tally: Tally, groups: list) -> torch.Tensor:
+def segment_batch(batch: dict, scorers: Scorers, tally: Tally, groups: list) -> ProductMasks:
     """The masks the product would paint; tallies raw and painted IoU and the covered share."""
     logits = scorers.segmenter(batch["masked"])
-    painted, covered = product_masks(logits)
+    product = product_masks(logits)
     tally.add("segmenter", groups, {"iou": mask_iou(logits > 0, batch["mask"]),
-                                    "iou_painted": mask_iou(painted > 0.5, batch["mask"]),
-                                    "covered": covered.float()})
-    return painted
+                                    "iou_painted": mask_iou(product.painted > 0.5,
+                                                            batch["mask"]),
+                                    "covered": product.covered.float()})
+    return product
 
 
 # ---------------------------------------------------------------------------------------------

@@ -209,8 +209,8 @@ def evaluate_generators(faces, occluders, scorers: Scorers, config: EvalConfig, 
         ratios = batch["mask"].flatten(1).mean(1).tolist()
         groups = ([group_of(faces.names[k]) for k in ks] if by_group else
                   [(kind, band_of(r)) for kind, r in zip(batch["kinds"], ratios, strict=True)])
-        seg_mask = segment_batch(batch, scorers, tally, groups)
-        score_outputs(method_outputs(batch, scorers, seg_mask, wanted), batch, scorers, tally,
+        product = segment_batch(batch, scorers, tally, groups)
+        score_outputs(method_outputs(batch, scorers, product, wanted), batch, scorers, tally,
                       groups)
     result = {"faces": len(faces), "results": tally.summary()}
     return result | (group_spread(result["results"]) if by_group else {})
@@ -226,7 +226,7 @@ def evaluate_paper(faces, scorers: Scorers, config: EvalConfig) -> dict:
         paper_sample(faces, k, scorers.crop, config.seed) for k in ks])
     for _, batch in batches(config.rectangles, make, config, "paper rectangles"):
         groups = [paper_band(float(r)) for r in batch["mask"].flatten(1).mean(1)]
-        score_outputs(method_outputs(batch, scorers, batch["mask"], wanted), batch, scorers,
+        score_outputs(method_outputs(batch, scorers, None, wanted), batch, scorers,
                       tally, groups, perceptual=False)
     return {"faces": config.rectangles, "results": tally.summary(),
             "paper_psnr_db": {f"{lo:.0%}-{hi:.0%}": db for lo, hi, db in PAPER_BANDS}}
@@ -240,7 +240,7 @@ def evaluate_segmenter(faces, occluders, scorers: Scorers, config: EvalConfig,
     for ks, batch in fixed_batches(faces, occluders, segmenter_templates(), config,
                                    f"segmenter {name}"):
         logits = scorers.segmenter(batch["masked"])
-        painted, covered = product_masks(logits)
+        painted, covered, _ = product_masks(logits)
         tally.add("template", ["all"] * len(ks), {
             "iou": mask_iou(logits > 0, batch["mask"]),
             "iou_painted": mask_iou(painted > 0.5, batch["mask"]),
@@ -249,7 +249,7 @@ def evaluate_segmenter(faces, occluders, scorers: Scorers, config: EvalConfig,
             crops = np.stack([negative_crop(faces, k, condition, config.seed) for k in ks])
             x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
             logits = scorers.segmenter(x)
-            painted, _ = product_masks(logits)
+            painted = product_masks(logits).painted
             raw, kept = (logits > 0).flatten(1).float().mean(1), painted.flatten(1).mean(1)
             tally.add(condition, ["all"] * len(ks), {
                 "marked": raw, "over_1pct": (raw > 0.01).float(),

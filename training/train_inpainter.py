@@ -18,7 +18,9 @@ nothing is downloaded; ``--perceptual-weight 0`` trains without); a whole-image 
 of ``--minutes``, whichever runs out first; vanilla (BCE) GAN losses; Adam with two
 time-scale rates (1e-4 generator, 4e-4 discriminators, betas 0.5/0.999). ``--identity-weight
 W`` adds W x (1 - ArcFace cosine) of output and clean face (``training.identity_loss``, the
-w600k_mbf ONNX run in torch; off by default, used to fine-tune with ``--init``).
+w600k_mbf ONNX run in torch; off by default, used to fine-tune with ``--init``). ``--band``
+trains on segmenter-like misplaced masks with an edge ring the generator sees
+(``training.band``), as the pipeline feeds a band checkpoint.
 
 Validation reports PSNR/SSIM over the crop and in the hole, LPIPS in the hole's box and, when
 the model is in the cache, the ArcFace cosine; the checkpoint with the lowest LPIPS (plus
@@ -36,11 +38,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from engines.models import build_generator
+from training.band import generator_inputs
 from training.common import (
     Budget,
     TrainConfig,
@@ -100,6 +104,9 @@ class InpainterConfig(TrainConfig):
     """Weight of 1 - ArcFace cosine(output, clean) (``training.identity_loss``); 0: off."""
     arcface: Path | None = None
     """ArcFace ONNX (``python -m training.identity fetch``); None: the user cache."""
+    band: bool = False
+    """Train on segmenter-like misplaced masks with an edge ring the generator sees
+    (``training.band``); the checkpoint then takes the pipeline's three-level mask."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -146,7 +153,9 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
     for start in range(0, len(val), config.batch_size):
         ks = range(start, min(start + config.batch_size, len(val)))
         batch = val.collate([val.sample(k) for k in ks])
-        out = generate(gen, batch["clean"], batch["mask"])
+        channel, source = generator_inputs(batch, config.band,
+                                           np.random.default_rng([config.seed, 3, start]))
+        out = generate(gen, source, channel)
         values = image_metrics((out + 1) / 2, (batch["clean"] + 1) / 2, batch["mask"])
         values["rec"] = reconstruction_loss(out, batch["clean"], batch["valid"]).expand(len(ks))
         if lpips is not None:
@@ -156,7 +165,7 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
         for name, v in values.items():
             sums[name] = sums.get(name, 0.0) + float(v.sum())
         if start == 0 and grid_path is not None:
-            save_grid(grid_path, [batch["masked"], batch["mask"], out, batch["clean"]])
+            save_grid(grid_path, [batch["masked"], channel, out, batch["clean"]])
     gen.train()
     return {f"val_{k}": v / len(val) for k, v in sums.items() if not k.startswith("mse")}
 
@@ -193,7 +202,7 @@ def load_arcface(config: InpainterConfig) -> torch.nn.Module | None:
 
 def build_models(config: InpainterConfig) -> tuple[torch.nn.Module, ...]:
     gen = build_generator(width=config.width, depth=config.depth, refine=config.refine,
-                          blocks=config.blocks)
+                          blocks=config.blocks, band=config.band)
     if config.init is not None:
         warm_start(gen, config.init, "generator")
     d_whole = build_discriminator(in_channels=3, width=config.disc_width,
@@ -216,7 +225,7 @@ def save_outputs(models: dict, optimizers: dict, config: InpainterConfig, step: 
     save_checkpoint(last, models["generator"], kind="generator",
                     arch={"width": config.width, "depth": config.depth,
                           "refine": config.refine, "blocks": config.blocks,
-                          "upsample": "resize"},
+                          "upsample": "resize", "band": config.band},
                     crop_size=config.crop,
                     meta=run_meta(config, summary, metrics, step, info["train_seconds"]))
     if best:
@@ -326,8 +335,11 @@ def train(config: InpainterConfig) -> dict:
                 bar.write(f"step {step}: the mask-region discriminator joins")
             use_region = region_step is not None
             batch = train_set.batch(step, config.batch_size)
-            clean, mask, valid = batch["clean"], batch["mask"], batch["valid"]
-            fake = generate(gen, clean, mask)
+            clean, valid = batch["clean"], batch["valid"]
+            channel, source = generator_inputs(
+                batch, config.band, np.random.default_rng([config.seed, 4, step]))
+            mask = (channel > 0).to(clean.dtype)  # what is repainted, for the region critic
+            fake = generate(gen, source, channel)
 
             loss_dw, loss_dr = losses.discriminators(clean, fake, mask, valid, use_region)
             opt_dw.zero_grad(set_to_none=True)
@@ -373,6 +385,8 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
     d = InpainterConfig.__dataclass_fields__
     parser.add_argument("--depth", type=int, default=d["depth"].default)
     parser.add_argument("--refine", action="store_true")
+    parser.add_argument("--band", action="store_true", help="segmenter-like masks with an edge "
+                        "ring the generator sees (training.band)")
     for name in ("lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
                  "region_start", "perceptual_weight", "fm_weight", "identity_weight"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=d[name].default)
@@ -388,7 +402,7 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
     extra = {name: getattr(args, name) for name in (
         "depth", "refine", "lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
         "region_start", "disc_width", "disc_layers", "vgg", "perceptual_weight",
-        "fm_weight", "blocks", "identity_weight", "arcface")}
+        "fm_weight", "blocks", "identity_weight", "arcface", "band")}
     return InpainterConfig(**common_kwargs(args), **extra)
 
 

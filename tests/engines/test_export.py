@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engines import EngineError, Engines, export_onnx, rewrite_upsampling
-from engines.base import CHANNELS
+from engines.base import BAND_LEVEL, CHANNELS
 from engines.checkpoint import random_model
 from engines.export import check_parity, parity_inputs
 from engines.models import build_generator, build_segmenter
@@ -97,5 +97,13 @@ def test_parity_inputs_look_like_real_inputs() -> None:
     batch = parity_inputs("generator", 2, 32)
     assert batch.shape == (2, CHANNELS["generator"][0], 32, 32)
     mask = batch[:, 3:]
-    assert set(np.unique(mask)) <= {0.0, 1.0}
+    assert set(np.unique(mask)) == {0.0, BAND_LEVEL, 1.0}  # a band generator's ring too
     assert np.all(batch[:, :3][np.broadcast_to(mask, (2, 3, 32, 32)) == 1] == 0)
+    assert np.any(batch[:, :3][np.broadcast_to(mask, (2, 3, 32, 32)) == BAND_LEVEL] != 0)
+
+
+def test_band_generator_exports_equal_to_pytorch(tmp_path: Path) -> None:
+    model, _ = random_model("generator", crop_size=32, band=True, **TINY["generator"])
+    report = export_onnx(model, tmp_path / "band.onnx", kind="generator", crop_size=32,
+                         max_batch=3, cpu_upsampling=True)
+    assert max(report["max_abs_diff"].values()) < 1e-4

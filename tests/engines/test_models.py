@@ -103,3 +103,24 @@ def test_checkpoints_written_before_the_new_arguments_load_as_they_were(tmp_path
     save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(header)})
     model, _ = load_checkpoint(path, expected_kind="generator")
     assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+
+
+def test_band_generator_repaints_the_ring_it_sees_and_nothing_outside() -> None:
+    torch.manual_seed(0)
+    plain, band = build_generator(width=8), build_generator(width=8, band=True)
+    band.load_state_dict(plain.state_dict())  # a band adds no weights: plain ones warm-start it
+    rgb = torch.rand(1, 3, 64, 64) * 2 - 1
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[:, :, 32:, 16:48] = 1
+    binary = torch.cat([rgb * (1 - mask), mask], dim=1)
+    assert torch.equal(band(binary), plain(binary))  # {0, 1} masks: the same net
+    ring = torch.zeros_like(mask)
+    ring[:, :, 30:, 14:50] = 1
+    ring = ring - mask
+    channel = mask + 0.5 * ring
+    out = band(torch.cat([rgb * (channel < 1), channel], dim=1))
+    outside = (channel == 0).expand_as(out)
+    assert torch.equal(out[outside], rgb[outside])
+    on_ring = (ring > 0).expand_as(out)
+    assert not torch.equal(out[on_ring], rgb[on_ring])  # the ring is repainted, not blended
+    assert out.min() >= -1 and out.max() <= 1

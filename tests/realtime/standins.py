@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 
@@ -17,3 +19,10 @@ def white_generator(batch: np.ndarray) -> np.ndarray:
     """Paints the masked region white and leaves the rest as it came."""
     rgb, mask = batch[:, :3], batch[:, 3:4]
     return rgb * (1 - mask) + 1.0 * mask
+
+
+def standin_engines(segmenter=lower_half_segmenter, generator=white_generator, *,
+                    generator_band: bool = False) -> SimpleNamespace:
+    """What ``engines.load_engines`` returns, with stand-in nets."""
+    return SimpleNamespace(segmenter=segmenter, generator=generator,
+                           generator_band=generator_band)

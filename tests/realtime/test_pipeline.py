@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
-from standins import lower_half_segmenter, white_generator
+from standins import lower_half_segmenter, standin_engines, white_generator
 
 from realtime.composite import feather, side_by_side, telea_inpaint
 from realtime.face.align import CANONICAL_XY
@@ -37,7 +35,7 @@ class OneFaceTracker:
 
 
 def _pipeline(**kwargs) -> Pipeline:
-    engines = SimpleNamespace(segmenter=lower_half_segmenter, generator=white_generator)
+    engines = standin_engines()
     tracker = kwargs.pop("tracker", OneFaceTracker())
     kwargs.setdefault("colour_match", False)  # the stand-in's white is meant to stay white
     return Pipeline(PipelineConfig(**kwargs), engines=engines, tracker=tracker)
@@ -101,7 +99,7 @@ def test_smoothing_carries_history_per_track() -> None:
         calls["n"] += 1
         return lower_half_segmenter(batch) * (1 if calls["n"] % 5 else -1)  # 1 frame in 5 wrong
 
-    engines = SimpleNamespace(segmenter=flicker, generator=white_generator)
+    engines = standin_engines(segmenter=flicker, generator=white_generator)
     smooth = Pipeline(PipelineConfig(smoothing=SmoothingConfig(alpha=0.3)), engines=engines,
                       tracker=OneFaceTracker())
     painted = [smooth.process(_frame()).out_bgr[160, 160].max() > 200 for _ in range(10)]
@@ -163,7 +161,7 @@ class ShadeGenerator:
 
 
 def _shade_pipeline(smoothing: SmoothingConfig | None, tracker=None) -> Pipeline:
-    engines = SimpleNamespace(segmenter=lower_half_segmenter, generator=ShadeGenerator())
+    engines = standin_engines(segmenter=lower_half_segmenter, generator=ShadeGenerator())
     return Pipeline(PipelineConfig(smoothing=smoothing, colour_match=False), engines=engines,
                     tracker=tracker or OneFaceTracker())
 
@@ -231,7 +229,7 @@ def _segmenter_masking(first_face_only: bool):
 def test_generator_runs_only_on_faces_with_a_mask(first_face_only: bool,
                                                   expected_calls: list[int]) -> None:
     calls: list[int] = []
-    engines = SimpleNamespace(segmenter=_segmenter_masking(first_face_only),
+    engines = standin_engines(segmenter=_segmenter_masking(first_face_only),
                               generator=_counting_generator(calls))
     pipeline = Pipeline(PipelineConfig(smoothing=None, colour_match=False), engines=engines,
                         tracker=TwoFaceTracker(origin_xy=(20.0, 60.0)))
@@ -257,7 +255,7 @@ def _segmenter_marking(rows: slice, cols: slice = slice(None)):
     _segmenter_marking(slice(100, 128)),          # the neck, below the mouth
 ])
 def test_marks_that_are_no_covering_are_not_painted(segmenter) -> None:
-    engines = SimpleNamespace(segmenter=segmenter, generator=white_generator)
+    engines = standin_engines(segmenter=segmenter, generator=white_generator)
     pipeline = Pipeline(PipelineConfig(want_mask=True), engines=engines,
                         tracker=OneFaceTracker())
     frame = _frame()
@@ -267,7 +265,7 @@ def test_marks_that_are_no_covering_are_not_painted(segmenter) -> None:
 
 
 def test_nothing_above_the_eyes_is_painted_even_without_the_covering_rule() -> None:
-    engines = SimpleNamespace(segmenter=_segmenter_marking(slice(0, 128)),
+    engines = standin_engines(segmenter=_segmenter_marking(slice(0, 128)),
                               generator=white_generator)
     for covering in (None, PipelineConfig().covering):
         pipeline = Pipeline(PipelineConfig(want_mask=True, covering=covering, feather_px=3,
@@ -286,3 +284,26 @@ def test_colour_match_shifts_the_paint_towards_the_skin_around_it() -> None:
     inside = (60 + 100, 160)
     assert plain[inside].tolist() == [255, 255, 255]
     assert painted[inside].tolist() == [225, 225, 225]  # 255 shifted by at most 30 towards 40
+
+
+def test_band_generator_sees_the_ring_along_the_segmented_edge() -> None:
+    seen = []
+
+    def recording_generator(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.copy())
+        return white_generator(batch)
+
+    for band in (False, True):
+        pipeline = Pipeline(PipelineConfig(smoothing=None, colour_match=False),
+                            engines=standin_engines(generator=recording_generator,
+                                                    generator_band=band),
+                            tracker=OneFaceTracker())
+        pipeline.process(_frame())
+    plain, banded = (b[0, 3] for b in seen)
+    assert set(np.unique(plain)) == {0.0, 1.0}
+    assert set(np.unique(banded)) == {0.0, 0.5, 1.0}
+    np.testing.assert_array_equal(banded > 0, plain > 0)  # the same region is painted
+    ring = banded == 0.5
+    rgb = seen[1][0, :3]
+    assert np.abs(rgb[:, ring]).sum() > 0  # the ring's pixels are shown, not zeroed
+    assert not rgb[:, banded == 1].any()

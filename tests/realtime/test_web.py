@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import av
 import cv2
@@ -26,7 +25,7 @@ import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
-from standins import lower_half_segmenter, white_generator
+from standins import standin_engines
 
 from realtime.cli import build_web_parser
 from realtime.sinks import PROVENANCE
@@ -46,7 +45,7 @@ FACE = "train_1711.png"  # a 128 px tight crop of a face in a surgical mask
 
 @pytest.fixture
 def app() -> Iterator[WebApp]:
-    engines = SimpleNamespace(segmenter=lower_half_segmenter, generator=white_generator)
+    engines = standin_engines()
     web_app = WebApp(WebConfig(max_video_s=5.0), engines=engines)
     yield web_app
     web_app.close()

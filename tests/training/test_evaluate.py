@@ -190,7 +190,7 @@ def covering_logits(size: int = 128) -> torch.Tensor:
 
 def test_product_masks_paint_what_the_pipeline_paints() -> None:
     logits = covering_logits()
-    painted, covered = product_masks(logits)
+    painted, covered, segmented = product_masks(logits)
     assert covered.tolist() == [True, False]
     raw = (logits[0] > 0).float()
     assert painted.shape == logits.shape and painted[1].sum() == 0
@@ -202,6 +202,7 @@ def test_product_masks_paint_what_the_pipeline_paints() -> None:
     np.testing.assert_array_equal(painted[0, 0].numpy(),
                                   grow(kept_hw[None], 2)[0] * below_eyes(128))
     assert product_masks(logits, grow_px=0)[0][0].sum() == kept_hw.sum()  # opened corners
+    np.testing.assert_array_equal(segmented[0, 0].numpy(), kept_hw * below_eyes(128))
 
 
 def test_telea_fills_only_the_mask() -> None:

@@ -120,3 +120,9 @@ def test_warm_start_and_time_budget(face_dir: Path, masks_root: Path, tmp_path: 
     assert train_inpainter.main(refine) == 0
     _, meta = load_checkpoint(tmp_path / "refine" / "generator.safetensors")
     assert meta["arch"]["refine"] is True
+    band = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "band"), *NO_VGG,
+            "--disc-width", "8", "--steps", "1", "--band",
+            "--init", str(first / "generator.safetensors")]
+    assert train_inpainter.main(band) == 0  # a band adds no weights: a plain one warm-starts
+    _, meta = load_checkpoint(tmp_path / "band" / "last.safetensors")
+    assert meta["arch"]["band"] is True

@@ -1,0 +1,43 @@
+"""Band training masks: a segmenter's misplaced edge, with the ring the generator sees."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engines.base import BAND_LEVEL
+from training.band import band_masks, generator_inputs, misplaced
+
+
+def _coverings(n: int = 64, size: int = 64) -> torch.Tensor:
+    m = torch.zeros(n, 1, size, size)
+    m[:, :, 30:56, 12:52] = 1
+    return m
+
+
+def test_band_masks_have_three_levels_near_the_covering() -> None:
+    mask = _coverings()
+    channel = band_masks(mask, np.random.default_rng(0))
+    assert channel.shape == mask.shape
+    assert set(torch.unique(channel).tolist()) == {0.0, BAND_LEVEL, 1.0}
+    exact = [bool(torch.equal(c, m)) for c, m in zip(channel, mask, strict=True)]
+    assert 0 < sum(exact) < len(exact)  # some are the true mask alone, most are not
+    far = torch.ones_like(mask)
+    far[:, :, 30 - 6:56 + 6, 12 - 6:52 + 6] = 0
+    assert not (channel * far).any()  # never more than a few px off the covering
+    assert torch.equal(band_masks(mask, np.random.default_rng(0)), channel)  # reproducible
+
+
+def test_misplaced_edges_go_both_ways() -> None:
+    m = _coverings(1)[0, 0].numpy()
+    areas = {misplaced(m, np.random.default_rng(seed)).sum() - m.sum() for seed in range(40)}
+    assert min(areas) < 0 < max(areas)
+
+
+def test_band_training_shows_the_masked_crop_plain_training_the_clean_one() -> None:
+    batch = {"mask": _coverings(4), "clean": torch.zeros(4, 3, 64, 64),
+             "masked": torch.ones(4, 3, 64, 64)}
+    channel, rgb = generator_inputs(batch, False, np.random.default_rng(0))
+    assert channel is batch["mask"] and rgb is batch["clean"]
+    channel, rgb = generator_inputs(batch, True, np.random.default_rng(0))
+    assert rgb is batch["masked"] and (channel == BAND_LEVEL).any()

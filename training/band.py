@@ -1,0 +1,73 @@
+"""Band masks for training: the true covering, misplaced as a segmenter would, as the
+generator's three-level mask channel (``engines.base.generator_mask``).
+
+    channel = band_masks(batch["mask"], np.random.default_rng(step))
+    fake = generate(gen, batch["masked"], channel)   # the ring shows what lies there
+
+The pipeline grows the segmented covering by 2 px and shows the generator a ring along its
+edge (``realtime.pipeline``). A segmenter's edge is off by a pixel or two either way: short of
+the covering's rim (the rim then lies on the ring and must be painted) or over skin (which
+must be kept). Trained on such misplaced masks, the generator learns both.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from engines.base import generator_mask
+
+EXACT_P = 0.15
+"""Share of samples given the true mask alone ({0, 1}, no ring), as when painting with a
+known mask."""
+EDGE_SHIFTS_PX = (-2, -1, -1, 0, 0, 1, 1, 2)
+"""How far the simulated segmentation's edge lies outside (+) or inside (-) the covering's."""
+SHIFT_P = 0.3
+"""Share of simulated segmentations also moved by a pixel (short on one side, over on the
+other)."""
+GROWS_PX = (1, 2, 2, 2, 3)
+"""The grow before painting (the pipeline's default is 2 px)."""
+
+
+def _disc(radius_px: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1,) * 2)
+
+
+def misplaced(mask_hw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A {0, 1} segmentation of ``mask_hw`` whose edge is off as a segmenter's is."""
+    edge = int(rng.choice(EDGE_SHIFTS_PX))
+    m = mask_hw.astype(np.float32)
+    if edge > 0:
+        m = cv2.dilate(m, _disc(edge))
+    elif edge < 0:
+        m = cv2.erode(m, _disc(-edge))
+    if rng.random() < SHIFT_P:
+        dx, dy = (int(v) for v in rng.integers(-1, 2, size=2))
+        m = cv2.warpAffine(m, np.float32([[1, 0, dx], [0, 1, dy]]), m.shape[::-1],
+                           flags=cv2.INTER_NEAREST)
+    return m
+
+
+def band_masks(mask: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """(N, 1, S, S) true {0, 1} coverings -> the generator's mask channel for each: the true
+    mask (``EXACT_P``), else ``generator_mask`` of a misplaced segmentation grown as the
+    pipeline grows it."""
+    out = []
+    for m in mask[:, 0].numpy():
+        if rng.random() < EXACT_P or not m.any():
+            out.append(m.astype(np.float32))
+            continue
+        seg = misplaced(m, rng)
+        paint = cv2.dilate(seg, _disc(int(rng.choice(GROWS_PX))))
+        out.append(generator_mask(seg[None], paint[None])[0])
+    return torch.from_numpy(np.stack(out))[:, None]
+
+
+def generator_inputs(batch: dict, band: bool,
+                     rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask channel, RGB) a generator trains on: the true mask and the clean crop, or with
+    ``band`` a misplaced mask with its ring and the masked crop (a missed rim shows there)."""
+    if not band:
+        return batch["mask"], batch["clean"]
+    return band_masks(batch["mask"], rng), batch["masked"]
