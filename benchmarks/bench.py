@@ -221,7 +221,7 @@ def _quality(config: BenchConfig, engines, scratch: Path, log) -> dict[str, Any]
                     speed.Variant(want_mask=True, smoothing=False),
                     speed.Variant(want_mask=True, inpainter="telea")):
         pipeline = speed.make_pipeline(engines, variant)
-        with pipeline.tracker:
+        with pipeline:
             row = quality.temporal_stability(pipeline, clip, frames)
         name = variant.inpainter + (", smoothing on" if variant.smoothing else ", smoothing off")
         rows.append({"variant": name, **row})
@@ -229,7 +229,7 @@ def _quality(config: BenchConfig, engines, scratch: Path, log) -> dict[str, Any]
     false_paints = []
     for scale in (1.0, 0.5):  # 0.5: hamilton's faces at 40-60 px, surveillance size
         pipeline = speed.make_pipeline(engines, speed.Variant(want_mask=True))
-        with pipeline.tracker:
+        with pipeline:
             row = quality.unmasked_clip_marks(pipeline, config.data / HAMILTON, scale=scale,
                                               frames=frames)
         false_paints.append(row)

@@ -93,7 +93,7 @@ def soak(clip: Path, minutes: float, out: Path, *, cache_dir: Path,
             log(f"soak {i + 1}/{n_windows}: {summary['fps']:.1f} FPS, "
                 f"{summary['frames_dropped']} dropped, RSS {windows[-1]['rss_mb']} MB")
     finally:
-        pipeline.tracker.close()
+        pipeline.close()
     result = {"clip": clip.name, "minutes": minutes, "camera_fps": CAMERA_FPS,
               "window_s": span_s, "backend": load["backend"],
               **summarise(windows, warmup), "samples": windows}

@@ -82,7 +82,7 @@ def first_frames(engines: Any, clip: Path, frames: int = 10) -> dict[str, float]
     pipeline = make_pipeline(engines, Variant())
     build_ms = (time.perf_counter() - start) * 1e3
     per_frame_ms = []
-    with pipeline.tracker, VideoFileSource(clip) as source:
+    with pipeline, VideoFileSource(clip) as source:
         for frame in islice(source, frames):
             start = time.perf_counter()
             pipeline.process(frame)
@@ -105,7 +105,7 @@ def file_run(engines: Any, clip: Path, *, frames: int, scratch_dir: Path,
         with Utilisation() as busy:
             summary = run(config, log=_ignore, pipeline=pipeline)
     finally:
-        pipeline.tracker.close()
+        pipeline.close()
         output.unlink(missing_ok=True)
     return _record(summary, busy.result)
 
@@ -125,7 +125,7 @@ def live_run(engines: Any, clip: Path, *, fps: float, seconds: float,
             summary = run(config, log=_ignore, pipeline=pipeline,
                           source=SimulatedCamera(clip, fps=fps, loop=True))
     finally:
-        pipeline.tracker.close()
+        pipeline.close()
     record = _record(summary, busy.result)
     dropped = summary["frames_dropped"]
     record.update({"camera_fps": fps, "frames_dropped": dropped,

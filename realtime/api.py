@@ -233,7 +233,7 @@ class Unmasker(Closing):
         """Closes the face tracker and lets the engines go; later calls raise ClosedError."""
         pipeline, self._pipeline = self._pipeline, None
         if pipeline is not None:
-            pipeline.tracker.close()
+            pipeline.close()
 
     def _live(self):
         if self._pipeline is None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-from engines.base import generator_mask
+from engines.base import Engine, generator_mask
 from realtime.composite import (
     composite,
     feather,
@@ -26,7 +27,7 @@ from realtime.composite import (
 from realtime.covering import CoveringConfig, CoveringVotes, below_eyes, plausible_covering
 from realtime.face.align import Alignment, estimate_alignment, reference_points, warp_to_crop
 from realtime.smoothing import MaskSmoothers, SmoothingConfig
-from realtime.types import Face, Frame, Inpainter
+from realtime.types import Closing, Face, Frame, Inpainter
 
 
 @dataclass(frozen=True)
@@ -113,15 +114,41 @@ def inpaint(engine, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:
     return from_network(painted)
 
 
-class Pipeline:
-    """Turns frames into unmasked frames; keeps per-track mask and paint history between calls."""
+class Tracker(Protocol):
+    """What the pipeline needs of a face tracker (``realtime.tracking.FaceTracker``)."""
 
-    def __init__(self, config: PipelineConfig, *, engines, tracker) -> None:
+    last_timings_ms: dict[str, float]
+    """Milliseconds of the last ``update`` by stage; its ``mesh`` share counts as alignment."""
+
+    def update(self, frame_bgr: np.ndarray) -> list[Face]: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Nets(Protocol):
+    """What the pipeline needs of the loaded models (``engines.Engines``)."""
+
+    segmenter: Engine
+    generator: Engine
+    generator_band: bool
+    """The generator takes ``engines.base.generator_mask``'s three levels."""
+
+
+class Pipeline(Closing):
+    """Turns frames into unmasked frames; keeps per-track mask and paint history between calls.
+    Closing it (or leaving its ``with`` block) closes the tracker's MediaPipe graphs."""
+
+    def __init__(self, config: PipelineConfig, *, engines: Nets, tracker: Tracker) -> None:
         self.config = config
         self.engines = engines
         self.tracker = tracker
         self.smoothers = MaskSmoothers(config.smoothing) if config.smoothing else None
         self.votes = CoveringVotes(config.covering) if config.covering else None
+
+    def close(self) -> None:
+        self.tracker.close()
 
     def reset(self) -> None:
         """Forget all tracks (between unrelated images)."""
@@ -138,7 +165,7 @@ class Pipeline:
         faces = self.tracker.update(frame.bgr)
         t = _lap(timings, "detect", t)
         # The face mesh serves alignment, so its share of the tracker's time counts there.
-        mesh_ms = getattr(self.tracker, "last_timings_ms", {}).get("mesh", 0.0)
+        mesh_ms = self.tracker.last_timings_ms.get("mesh", 0.0)
         timings["detect"] -= mesh_ms
         if not faces:
             h, w = frame.bgr.shape[:2]

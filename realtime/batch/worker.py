@@ -69,7 +69,7 @@ class Worker:
                                  f"engines: {self.pipeline.engines.backend}")
 
     def close(self) -> None:
-        self.pipeline.tracker.close()
+        self.pipeline.close()
 
 
 class ProgressSink(SinkContext):

@@ -19,7 +19,11 @@ class OneFaceTracker:
     def __init__(self, origin_xy=(100.0, 60.0), present: bool = True) -> None:
         self.origin_xy = np.array(origin_xy, np.float32)
         self.present = present
-        self.resets = 0
+        self.resets = self.closes = 0
+        self.last_timings_ms: dict[str, float] = {}
+
+    def close(self) -> None:
+        self.closes += 1
 
     def update(self, frame_bgr: np.ndarray) -> list[Face]:
         if not self.present:
@@ -307,3 +311,9 @@ def test_band_generator_sees_the_ring_along_the_segmented_edge() -> None:
     rgb = seen[1][0, :3]
     assert np.abs(rgb[:, ring]).sum() > 0  # the ring's pixels are shown, not zeroed
     assert not rgb[:, banded == 1].any()
+
+
+def test_closing_the_pipeline_closes_its_tracker() -> None:
+    with _pipeline() as pipeline:
+        pipeline.process(_frame())
+    assert pipeline.tracker.closes == 1
