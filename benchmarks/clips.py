@@ -13,7 +13,6 @@ same content at 480p, 720p or 1080p.
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 from itertools import islice
 from pathlib import Path
 
@@ -44,15 +43,9 @@ def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
 
 def write_clip(frames_bgr: list[np.ndarray], path: Path, fps: float = 30.0) -> Path:
     """H.264 (crf 18, close to lossless for these sizes) at ``fps``; returns ``path``."""
-    height, width = frames_bgr[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
-        for frame_bgr in frames_bgr:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame_bgr, format="bgr24")))
-        container.mux(stream.encode(None))
-    return path
+    from realtime.video_writer import write_clip as write
+
+    return write(path, frames_bgr, fps=fps)
 
 
 def ping_pong(n_source: int, start: int, count: int) -> list[int]:

@@ -19,17 +19,15 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import skimage.data
 
 from realtime.face import mesh
 from realtime.tracking import FaceTracker, TrackerConfig
-from realtime.types import SinkError, UnmaskError
+from realtime.types import UnmaskError
 
 MASK_RGB = np.array([160, 202, 228], dtype=np.float32)
 """Surgical-mask light blue."""
@@ -240,22 +238,9 @@ def render_demo_clip(
     size_wh: tuple[int, int] = (640, 360),
 ) -> Path:
     """Write the sample as H.264 yuv420p mp4 to ``path`` and return ``path``."""
-    path = Path(path)
-    frames = demo_frames(seconds=seconds, fps=fps, size_wh=size_wh)
-    try:
-        with av.open(str(path), mode="w") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height = size_wh
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "18", "preset": "veryfast"}
-            for frame_bgr in frames:
-                frame = av.VideoFrame.from_ndarray(frame_bgr, format="bgr24")
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))  # flush the frames the encoder holds back
-    except (av.FFmpegError, OSError) as error:
-        raise SinkError(f"could not write the demo clip to {path}: {error}") from error
-    return path
+    from realtime.video_writer import write_clip
 
+    return write_clip(path, demo_frames(seconds=seconds, fps=fps, size_wh=size_wh), fps=fps)
 
 if __name__ == "__main__":
     print(render_demo_clip(Path(sys.argv[1] if len(sys.argv) > 1 else "demo_input.mp4")))

@@ -1,10 +1,12 @@
-"""The video file sink: pictures encoded on their own thread into files a crash cannot spoil.
+"""The video file sink: pictures encoded on their own thread into files a crash cannot spoil;
+and ``write_clip`` for short clips made whole in memory (the demo's sample, benchmark clips).
 
-    from realtime.video_writer import VideoFileSink
+    from realtime.video_writer import VideoFileSink, write_clip
 
     with VideoFileSink("out.mp4", source.info) as sink:            # or segment_seconds=600:
         for frame in source:                                       # out_000.mp4, out_001.mp4...
             sink.write(frame, out_bgr, None)
+    write_clip("sample.mp4", frames_bgr, fps=25)                   # whole, or not at all
 
 How each file is written while recording (``out.recording.mp4``, playable after a SIGKILL or
 a power loss) and finished on a clean stop: ``realtime.recording``. The sink adds the thread,
@@ -282,3 +284,34 @@ def _keep_leftover(path: Path) -> None:
             break
     os.replace(left, kept)
     log.warning("%s was left by a run that was cut short; it is kept as %s", left, kept.name)
+
+
+def write_clip(path: str | Path, frames_bgr, *, fps: float, crf: int = 18) -> Path:
+    """Encodes BGR frames (an iterable of H x W x 3 uint8 of one size) as H.264 yuv420p at
+    ``fps`` into ``path``, through a hidden temporary file renamed at the end, so ``path`` is
+    whole or absent; returns ``path``. Raises SinkError when it cannot be written."""
+    import av
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        with av.open(str(tmp), mode="w") as container:
+            stream = None
+            for frame_bgr in frames_bgr:
+                if stream is None:
+                    stream = container.add_stream("libx264",
+                                                  rate=Fraction(fps).limit_denominator(1001))
+                    stream.height, stream.width = frame_bgr.shape[:2]
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = {"crf": str(crf), "preset": "veryfast"}
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame_bgr,
+                                                                       format="bgr24")))
+            if stream is None:
+                raise SinkError(f"no frames to write to {path}")
+            container.mux(stream.encode(None))  # flush the frames the encoder holds back
+        tmp.replace(path)
+    except (av.FFmpegError, OSError) as error:
+        raise SinkError(f"could not write {path}: {describe(error)}") from error
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

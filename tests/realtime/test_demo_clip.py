@@ -79,5 +79,20 @@ def test_bad_arguments(kwargs: dict, message: str) -> None:
 
 
 def test_unwritable_path(tmp_path: Path) -> None:
-    with pytest.raises(SinkError, match="could not write the demo clip"):
+    with pytest.raises(SinkError, match="could not write .*demo.mp4"):
         render_demo_clip(tmp_path / "missing" / "demo.mp4", seconds=0.2)
+
+
+def test_a_clip_that_fails_midway_leaves_no_file(tmp_path: Path) -> None:
+    from realtime.video_writer import write_clip
+
+    def frames():
+        yield np.zeros((64, 64, 3), np.uint8)
+        raise RuntimeError("the frames ran out of something")
+
+    with pytest.raises(RuntimeError, match="ran out"):
+        write_clip(tmp_path / "clip.mp4", frames(), fps=25)
+    assert list(tmp_path.iterdir()) == []  # neither the clip nor its temporary file
+    with pytest.raises(SinkError, match="no frames"):
+        write_clip(tmp_path / "clip.mp4", iter(()), fps=25)
+    assert list(tmp_path.iterdir()) == []
