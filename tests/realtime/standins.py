@@ -17,3 +17,15 @@ def white_generator(batch: np.ndarray) -> np.ndarray:
     """Paints the masked region white and leaves the rest as it came."""
     rgb, mask = batch[:, :3], batch[:, 3:4]
     return rgb * (1 - mask) + 1.0 * mask
+
+
+def tracked_pipeline():
+    """The real pipeline and face tracker (MediaPipe) with the stand-in nets: for tests of
+    the loop around it, without exporting random weights to ONNX (a minute on a busy CPU)."""
+    from types import SimpleNamespace
+
+    from realtime.pipeline import Pipeline, PipelineConfig
+    from realtime.tracking import FaceTracker, TrackerConfig
+
+    engines = SimpleNamespace(segmenter=lower_half_segmenter, generator=white_generator)
+    return Pipeline(PipelineConfig(), engines=engines, tracker=FaceTracker(TrackerConfig()))

@@ -20,26 +20,24 @@ import threading
 import time
 from itertools import pairwise
 from pathlib import Path
-from types import SimpleNamespace
 
 import av
 import cv2
 import numpy as np
 import pytest
-from standins import lower_half_segmenter, white_generator
+from numbered import draw_number, read_number
+from standins import tracked_pipeline
 
 from realtime.loop import RunConfig, run
 from realtime.network import StreamSource
-from realtime.pipeline import Pipeline, PipelineConfig
+from realtime.pipeline import Pipeline
 from realtime.sources import open_source
-from realtime.tracking import FaceTracker, TrackerConfig
 from realtime.types import Frame
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 INSTALL = ("apt-get install -y --no-install-recommends gir1.2-gst-rtsp-server-1.0 python3-gi "
            "gstreamer1.0-plugins-good")
 SIZE_WH, FPS, SECONDS = (320, 240), 10, 20
-BITS, BLOCK_PX = 16, 20  # frame number: 16 blocks of 20 x 16 px along the top
 KILL_AT, AFTER = 8, 10  # frames the loop sees before the server dies, and after it is back
 STALL_S = 0.5  # how long the loop stalls just before the server dies
 RESTART_S = 1.0  # how long the server stays down
@@ -67,17 +65,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _draw_number(image_bgr: np.ndarray, number: int) -> None:
-    for bit in range(BITS):
-        image_bgr[:16, bit * BLOCK_PX:(bit + 1) * BLOCK_PX] = 255 if number >> bit & 1 else 0
-
-
-def read_number(image_bgr: np.ndarray) -> int:
-    """The frame number drawn by ``_draw_number``, from the middle of each block."""
-    cells = [image_bgr[4:12, bit * BLOCK_PX + 6:(bit + 1) * BLOCK_PX - 6] for bit in range(BITS)]
-    return sum(1 << bit for bit, cell in enumerate(cells) if cell.mean() > 128)
-
-
 def _numbered_clip(path: Path, face_bgr: np.ndarray) -> Path:
     """H.264 MP4, SECONDS long at FPS: a face swinging left and right, its number on top."""
     width, height = SIZE_WH
@@ -90,7 +77,7 @@ def _numbered_clip(path: Path, face_bgr: np.ndarray) -> Path:
             image = np.full((height, width, 3), 120, np.uint8)
             x = (width - 112) // 2 + round(70 * math.sin(i / 12))
             image[80:192, x:x + 112] = face
-            _draw_number(image, i)
+            draw_number(image, i)
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             frame.pts = i
             container.mux(stream.encode(frame))
@@ -210,11 +197,9 @@ def _written(path: Path) -> tuple[list[int], list[float]]:
 
 @pytest.fixture(scope="module")
 def pipeline(clip: Path) -> Pipeline:
-    """The real tracker with stand-in nets (exporting random weights to ONNX takes a minute on
-    a busy CPU, and the nets play no part in what is tested here), its graphs loaded on the
-    clip's first frames before any stream starts."""
-    engines = SimpleNamespace(segmenter=lower_half_segmenter, generator=white_generator)
-    built = Pipeline(PipelineConfig(), engines=engines, tracker=FaceTracker(TrackerConfig()))
+    """The real tracker with stand-in nets (the nets play no part in what is tested here),
+    its graphs loaded on the clip's first frames before any stream starts."""
+    built = tracked_pipeline()
     with av.open(str(clip)) as container:
         for i, frame in zip(range(3), container.decode(video=0), strict=False):
             built.process(Frame(i, time.perf_counter(), frame.to_ndarray(format="bgr24")))
