@@ -129,7 +129,7 @@ class VideoFileSource(ThreadedSource):
             self._first = self._decode_next()
             if self._first is None:
                 raise SourceError(f"{self.path} contains no video frames")
-            fps = video_fps(stream)
+            fps = _file_fps(stream)
             height, width = self._first[0].shape[:2]
             info = StreamInfo(
                 size_wh=(width, height),
@@ -144,8 +144,10 @@ class VideoFileSource(ThreadedSource):
             raise
         super().__init__(info, queue_size=queue_size, drop_oldest=False, name=str(self.path))
 
-    def _decode_next(self) -> tuple[np.ndarray, float] | None:
-        """The next picture as BGR and the milliseconds it took, or None at the end."""
+    def _decode_next(self) -> tuple[np.ndarray, float, float | None] | None:
+        """The next picture as BGR, the milliseconds it took and its presentation time in
+        seconds (None where the file gives none), or None at the end. 10-bit and 4:4:4 video
+        come as 8-bit BGR like any other: FFmpeg's scaler converts them."""
         t0 = time.perf_counter()
         try:
             frame = next(self._decoded, None)
@@ -157,19 +159,37 @@ class VideoFileSource(ThreadedSource):
             raise SourceError(f"{self.path} could not be decoded: {exc}") from exc
         if turn is not None:
             frame_bgr = cv2.rotate(frame_bgr, turn)
-        return np.ascontiguousarray(frame_bgr), (time.perf_counter() - t0) * 1000.0
+        decode_ms = (time.perf_counter() - t0) * 1000.0
+        return np.ascontiguousarray(frame_bgr), decode_ms, frame.time
 
     def _produce(self) -> Iterator[Frame]:
         decoded, self._first = self._first, None
-        index = 0
+        index, t_first_s = 0, None
         while decoded is not None:
-            frame_bgr, decode_ms = decoded
-            yield Frame(index, time.perf_counter(), frame_bgr, timings_ms={"decode": decode_ms})
+            frame_bgr, decode_ms, time_s = decoded
+            if t_first_s is None:
+                t_first_s = time_s
+            # Seconds since the first picture, as the sound is timed (``audio_track``).
+            t_media_s = None if time_s is None or t_first_s is None else time_s - t_first_s
+            yield Frame(index, time.perf_counter(), frame_bgr, timings_ms={"decode": decode_ms},
+                        t_media_s=t_media_s)
             index += 1
             decoded = self._decode_next()
 
     def _release(self) -> None:
         self._container.close()
+
+
+def _file_fps(stream: av.video.stream.VideoStream) -> float:
+    """The rate a written copy keeps: FFmpeg's guess, the lowest rate on whose ticks all the
+    timestamps it has seen fall (what its own tools write), else the average. The two agree
+    for a constant frame rate; for a variable one the average (an MP4 that runs at 25 fps,
+    then 10) cannot place the faster frames at their times."""
+    guessed, average = stream.guessed_rate, stream.average_rate
+    if guessed is not None and 0 < float(guessed) <= 240 and (
+            average is None or float(guessed) >= float(average)):
+        return float(guessed)
+    return video_fps(stream)
 
 
 def _open_video(path: Path | str, timeout_s: float | None) -> av.container.InputContainer:

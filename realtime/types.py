@@ -80,6 +80,10 @@ class Frame:
     """For image sources: the file name (``photo.jpg``), so outputs keep it."""
     timings_ms: dict[str, float] = field(default_factory=dict)
     """Stage name -> milliseconds spent on this frame (decode, detect, align, ...)."""
+    t_media_s: float | None = None
+    """Seconds since the first frame on the source's own clock (a video file's timestamps), so
+    that a written copy of a variable-frame-rate file keeps its timing; None where there is no
+    such clock (cameras and streams are timed by capture, images have no time)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,8 @@ class StreamInfo:
     size_wh: tuple[int, int]
     """Frame width and height in pixels."""
     fps: float
-    """Nominal frame rate (30.0 where the source does not say)."""
+    """Nominal frame rate (30.0 where the source does not say); for a variable-frame-rate file,
+    the rate on whose ticks its frames fall (FFmpeg's guess, the rate its own tools write)."""
     live: bool
     """True for cameras and network streams: stale frames are dropped to bound latency."""
     frame_count: int | None = None

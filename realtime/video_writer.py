@@ -149,13 +149,25 @@ class VideoFileSink(SinkContext):
         self._queue.put((image_bgr, self._pts_for(frame)))
 
     def _pts_for(self, frame: Frame) -> int:
+        """The frame's tick at the output rate: its time where it has one, but never on or
+        before the previous frame's tick, so that no frame is dropped or shown twice."""
         pts = self._next_pts
+        t_s = self._time_s(frame)
+        if t_s is not None:
+            pts = max(pts, round(t_s * self._rate))
+        self._next_pts = pts + 1
+        return pts
+
+    def _time_s(self, frame: Frame) -> float | None:
+        """Seconds since the first picture on the clock that times the output, or None: one
+        frame after another at the nominal rate."""
         if self.info.live:
             # Live sources drop frames; timing by capture keeps the video at real speed.
             self._t0 = frame.t_capture if self._t0 is None else self._t0
-            pts = max(pts, round((frame.t_capture - self._t0) * self._rate))
-        self._next_pts = pts + 1
-        return pts
+            return frame.t_capture - self._t0
+        # A file's own timestamps: a variable frame rate keeps its timing, and the sound
+        # (copied with its timestamps) stays with the pictures.
+        return frame.t_media_s
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not _STOP:

@@ -26,3 +26,13 @@ def standin_engines(segmenter=lower_half_segmenter, generator=white_generator, *
     """What ``engines.load_engines`` returns, with stand-in nets."""
     return SimpleNamespace(segmenter=segmenter, generator=generator,
                            generator_band=generator_band)
+
+
+def tracked_pipeline():
+    """The real pipeline and face tracker (MediaPipe) with the stand-in nets: for tests of
+    the loop around it, without exporting random weights to ONNX (a minute on a busy CPU)."""
+    from realtime.pipeline import Pipeline, PipelineConfig
+    from realtime.tracking import FaceTracker, TrackerConfig
+
+    return Pipeline(PipelineConfig(), engines=standin_engines(),
+                    tracker=FaceTracker(TrackerConfig()))

@@ -79,7 +79,7 @@ def test_bad_arguments(kwargs: dict, message: str) -> None:
 
 
 def test_unwritable_path(tmp_path: Path) -> None:
-    with pytest.raises(SinkError, match="could not write .*demo.mp4"):
+    with pytest.raises(SinkError, match=r"could not write .*demo\.mp4"):
         render_demo_clip(tmp_path / "missing" / "demo.mp4", seconds=0.2)
 
 
