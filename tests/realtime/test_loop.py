@@ -117,7 +117,7 @@ class SlowSink:
 
 def test_simulated_camera_drops_what_a_slow_consumer_misses_and_counts_it(
         hamilton_clip: Path, tmp_path: Path, engine_cache: Path) -> None:
-    # 30 frames of a 275-frame clip: the clip lasts even at ~300 ms a frame on a busy machine.
+    # 30 frames; the clip loops, so a machine busy enough to outlast it still gets them all.
     fps, frames = 30.0, 30
     slow = SlowSink(2 / fps)
     config = RunConfig(source=0, output=str(tmp_path / "live.mp4"), display=False,
@@ -125,7 +125,7 @@ def test_simulated_camera_drops_what_a_slow_consumer_misses_and_counts_it(
                        random_weights=True, extra_sinks=(slow,))
     pipeline = build_pipeline(config, log=lambda _: None)
     summary = run(config, log=lambda _: None, pipeline=pipeline,
-                  source=SimulatedCamera(hamilton_clip, fps=fps))
+                  source=SimulatedCamera(hamilton_clip, fps=fps, loop=True))
     assert summary["frames"] == frames == len(slow.indices)
     latency = summary["capture_to_output_ms"]
     assert latency is not None and latency["n"] == frames and 0 < latency["p50"] < 2000
@@ -134,7 +134,8 @@ def test_simulated_camera_drops_what_a_slow_consumer_misses_and_counts_it(
     assert slow.indices == sorted(set(slow.indices))
     skipped = slow.indices[-1] + 1 - frames
     assert skipped > frames / 2  # at least a frame lost for most frames shown
-    assert skipped <= summary["frames_dropped"] <= _probe(hamilton_clip)["frames"] - frames
+    # Frames captured while the last one is written and the run closes drop too (< 2 s).
+    assert skipped <= summary["frames_dropped"] <= skipped + 2 * fps
     assert _probe(tmp_path / "live.mp4")["frames"] == frames
 
 
