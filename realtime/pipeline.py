@@ -49,7 +49,8 @@ class PipelineConfig:
     (``realtime.composite.match_colour``)."""
     grow_px: int = 2
     """Grow the mask by this many crop pixels before painting: segmentation stops a pixel or
-    two short of a real mask's edge, which otherwise stays visible as a thin coloured rim."""
+    two short of a real mask's edge, which otherwise stays visible as a thin coloured rim. A
+    band generator sees the ring's pixels and keeps the real skin among them."""
     feather_px: int = 3
     """Width, in crop pixels, of the soft edge where painted pixels meet the frame."""
     show_mask: bool = False
