@@ -7,7 +7,7 @@
             faces = tracker.update(frame_bgr)   # list[Face], sorted by track_id
         tracker.reset()                         # before an unrelated image
 
-    python -m realtime.tracking clip.mp4        # per-frame timings and success rates
+    python -m benchmarks.tracking clip.mp4      # per-frame timings and success rates
 
 The full-range face detector finds faces the face mesh's own short-range detector misses
 (91% vs 16% of frames of a masked street clip), so the detector runs on the whole frame and
@@ -30,10 +30,8 @@ runs after all where the flow's check fails.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -378,33 +376,3 @@ class FaceTracker(Closing):
         ):
             return None
         return landmarks_xy
-
-
-def _main(argv: list[str]) -> None:
-    """Print detection and mesh/flow timings and success rates on the first frames of a
-    video."""
-    import av
-
-    path, max_frames = Path(argv[0]), int(argv[1]) if len(argv) > 1 else 300
-    faces_per_frame, meshed, flowed, detect_ms, mesh_ms = [], 0, 0, [], []
-    with av.open(str(path)) as container, FaceTracker() as tracker:
-        for _, frame in zip(range(max_frames), container.decode(video=0), strict=False):
-            faces = [f for f in tracker.update(frame.to_ndarray(format="bgr24")) if f.age == 0]
-            faces_per_frame.append(len(faces))
-            meshed += sum(face.landmarks_xy is not None for face in faces)
-            flowed += len(tracker.last_flowed_ids)
-            detect_ms.append(tracker.last_timings_ms["detect"])
-            mesh_ms.append(tracker.last_timings_ms["mesh"])
-    found = sum(faces_per_frame)
-    print(
-        f"{path.name}: {len(faces_per_frame)} frames, a face in "
-        f"{np.mean(np.array(faces_per_frame) > 0):.0%}, landmarks on {meshed}/{found} faces "
-        f"({flowed} by optical flow)\n"
-        f"per frame (median, p95): detect {np.median(detect_ms):.1f}, "
-        f"{np.percentile(detect_ms, 95):.1f} ms; mesh and flow {np.median(mesh_ms):.1f}, "
-        f"{np.percentile(mesh_ms, 95):.1f} ms; per face {sum(mesh_ms) / max(found, 1):.1f} ms"
-    )
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])
