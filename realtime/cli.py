@@ -14,9 +14,10 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
+
+from realtime.signals import StopSignals
 
 DESCRIPTION = """\
 Remove face masks from faces in live or recorded video, in real time.
@@ -214,7 +215,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         if not Path(args.input).is_file():
             raise ValueError(f"input not found: {args.input}")
         live = SimulatedCamera(Path(args.input), fps=args.simulate_live)
-    with _StopSignals() as stop:
+    with StopSignals() as stop:
         summary = run(config, log=_log, source=live)
     if stop.signum is not None:
         return 128 + stop.signum
@@ -230,7 +231,7 @@ def cmd_demo(argv: Sequence[str]) -> int:
         clip = render_demo_clip(Path(tmp) / "demo_input.mp4", seconds=args.seconds)
         config = _run_config(args, source=str(clip), output=args.output, display=False,
                              side_by_side=True)
-        with _StopSignals() as stop:
+        with StopSignals() as stop:
             run(config, log=_log)
     if stop.signum is not None:
         return 128 + stop.signum
@@ -318,57 +319,6 @@ def cmd_bench(argv: Sequence[str]) -> int:
 
 COMMANDS = {"demo": cmd_demo, "compile": cmd_compile, "train": cmd_train,
             "evaluate": cmd_evaluate, "web": cmd_web, "bench": cmd_bench, "batch": cmd_batch}
-
-
-class StopRequested(KeyboardInterrupt):
-    """A stop signal arrived; a KeyboardInterrupt, so the loop stops on it as on Ctrl-C."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class _StopSignals:
-    """SIGINT, SIGTERM and SIGHUP all stop a run the way Ctrl-C does, and say which came.
-
-    The first one raises StopRequested, which the loop turns into a clean stop (the
-    output is finished, the summary printed); later ones are ignored so that finishing the
-    file cannot be cut short. Handlers are restored on exit.
-    """
-
-    _SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-                     if hasattr(signal, name))
-    ignored_note = "already stopping, finishing the output"
-    stopping_note = "stopping"
-
-    def __init__(self, log: Callable[[str], None] | None = None) -> None:
-        self.signum: int | None = None
-        self._log = log or _log
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> Self:
-        for signum in self._SIGNALS:
-            try:
-                self._previous[signum] = signal.signal(signum, self._handle)
-            except ValueError:  # not the main thread (an embedding program): leave them be
-                break
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        name = signal.Signals(signum).name
-        if self.signum is not None:
-            self._log(f"{name} ignored: {self.ignored_note}")
-            return
-        self.signum = signum
-        self._log(f"{name}: {self.stopping_note}")
-        self._stop(signum)
-
-    def _stop(self, signum: int) -> None:
-        raise StopRequested(signum)
 
 
 def _log(message: str) -> None:

@@ -9,12 +9,8 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from realtime.cli import (
-    _add_engine_options,
-    _add_processing_options,
-    _run_config,
-    _StopSignals,
-)
+from realtime.cli import _add_engine_options, _add_processing_options, _run_config
+from realtime.signals import StopSignals
 
 EXIT_SOME_FAILED = 3
 
@@ -91,7 +87,7 @@ def main(argv: Sequence[str], *, log: Callable[[str], None]) -> int:
     return EXIT_SOME_FAILED if result.count("failed") else 0
 
 
-class _StopFlag(_StopSignals):
+class _StopFlag(StopSignals):
     """SIGINT, SIGTERM and SIGHUP ask the job to stop: it stops handing out inputs, running
     files are abandoned and live recordings finished. Later signals are ignored (said so).
 

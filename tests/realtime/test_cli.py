@@ -186,14 +186,15 @@ def test_sigkill_leaves_the_recording_playable(tmp_path: Path, masked_clip: Path
         finally:
             proc.kill()
     assert sorted(p.name for p in out.parent.iterdir()) == ["out.recording.mp4"]
-    frames = 0
+    times_s = []
     with av.open(str(left)) as container:
         try:
-            for _ in container.decode(video=0):
-                frames += 1
+            times_s.extend(frame.time for frame in container.decode(video=0))
         except av.FFmpegError:
             pass  # a kill mid-write tears the last fragment; what came before plays
-    assert frames >= 10  # at least the first second of the 10 fps replay
+    # At least the first one-second fragment plays. Time, not a frame count: a busy machine
+    # drops frames of the 10 fps replay, but the fragment still spans its second.
+    assert len(times_s) >= 2 and times_s[-1] - times_s[0] >= 0.5, times_s
 
 
 def test_folder_with_broken_and_awkward_images(tmp_path: Path, cache: Path) -> None:
