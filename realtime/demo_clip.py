@@ -173,7 +173,7 @@ def _polyline(
     cv2.polylines(canvas_hw, [points], False, value, max(1, round(width)), cv2.LINE_AA, shift=4)
 
 
-def _masked_sample() -> tuple[np.ndarray, np.ndarray, float]:
+def masked_sample() -> tuple[np.ndarray, np.ndarray, float]:
     """The masked astronaut (BGR), the face centre (x, y) and the face box side in pixels."""
     photo_bgr = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
     with FaceTracker(TrackerConfig(max_faces=1, hold_frames=0)) as tracker:
@@ -221,7 +221,7 @@ def demo_frames(
 ) -> Iterator[np.ndarray]:
     """The sample's frames, H x W x 3 uint8 BGR, ``frame_count(seconds, fps)`` of them."""
     _check_args(seconds, fps, size_wh)
-    sample_bgr, center_xy, side_px = _masked_sample()
+    sample_bgr, center_xy, side_px = masked_sample()
     for index in range(frame_count(seconds, fps)):
         matrix = _camera(index / fps, center_xy, side_px, size_wh)
         # Reflecting the photo beats black corners where zoom-out and tilt leave its edges.

@@ -1,7 +1,7 @@
 """The browser demo's handlers (Gradio): photos, videos and the webcam through the pipeline.
 
     app = WebApp(WebConfig())
-    shown, download, session = app.unmask_image(None, "photo.jpg", Settings())
+    shown, before_after, download, session = app.unmask_image(None, "photo.jpg", Settings())
 
 The page that wires these to Gradio components, and the server, are ``realtime.web_page``
 (``realtime-unmask web``); tests call the handlers directly, without a browser.
@@ -204,12 +204,13 @@ class WebApp:
                 self._engines[key] = load_engines(config, log=log.info)
             return self._engines[key]
 
-    def unmask_image(self, session: Session | None, upload: Any,
-                     settings: Settings) -> tuple[str | None, str | None, Session]:
-        """A picture -> (result PNG for display, the same file to download, session)."""
+    def unmask_image(self, session: Session | None, upload: Any, settings: Settings
+                     ) -> tuple[str | None, tuple[str, str] | None, str | None, Session]:
+        """A picture -> (result PNG for display, (upright input, result) for the before/after
+        slider, the result again to download, session)."""
         session = session or self.new_session()
         if upload is None:
-            return None, None, session
+            return None, None, None, session
         with _friendly_errors((session.root, "(server)")):
             image_bgr = self._read_picture(self._uploaded(upload))
             pipeline = session.pipeline("image", settings)
@@ -217,11 +218,14 @@ class WebApp:
             if out_bgr is None:
                 raise _user_error("No face found in this picture. Try one where the face is "
                                   "larger, frontal and well lit.")
-            out_path = session.request_dir("image") / "unmasked.png"
+            folder = session.request_dir("image")
+            out_path, before_path = folder / "unmasked.png", folder / "input.jpg"
             labelled_bgr = draw_label(out_bgr.copy()) if settings.label else out_bgr
             with SingleImageSink(out_path) as sink:
                 sink.write(Frame(0, time.perf_counter(), image_bgr), labelled_bgr, None)
-        return str(out_path), str(out_path), session
+            # Upright (EXIF applied), so both sides of the slider line up with the result.
+            cv2.imwrite(str(before_path), image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        return str(out_path), (str(before_path), str(out_path)), str(out_path), session
 
     def _read_picture(self, path: Path) -> np.ndarray:
         names = ", ".join(IMAGE_FORMATS.values())
@@ -279,6 +283,8 @@ class WebApp:
                     label=settings.label, progress=False,
                     max_frames=math.ceil(self.config.max_video_s * fps) + 1,  # length unknown
                     extra_sinks=(_ProgressSink(progress, frames or None),))
+                if progress is not None:
+                    progress(0.0, desc="Starting")
                 summary = run(config, log=log.info, pipeline=pipeline, source=source)
             finally:
                 source.close()  # run closes it too; this covers the refusals before it
@@ -306,16 +312,27 @@ class WebApp:
         return cv2.cvtColor(out_bgr, cv2.COLOR_BGR2RGB), speed, session
 
 
+def progress_line(done: int, total: int | None, elapsed_s: float) -> str:
+    """What the page says while a video is processed: frames done and, once the speed is
+    known, the seconds left at that speed ("Unmasking 30/75 frames, about 9 s left")."""
+    line = f"Unmasking {done}/{total} frames" if total else f"Unmasking {done} frames"
+    if total and 0 < done < total and elapsed_s > 0:
+        line += f", about {math.ceil((total - done) * elapsed_s / done)} s left"
+    return line
+
+
 class _ProgressSink:
     """Feeds the page's progress bar from inside ``run`` (given as one of its extra sinks)."""
 
     def __init__(self, progress: Callable[..., Any] | None, total: int | None) -> None:
         self.progress, self.total, self.done = progress, total, 0
+        self.started_s = time.perf_counter()  # the nets are loaded by now: run's own pace
 
     def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None:
         self.done += 1
         if self.progress is not None:
-            self.progress((self.done, self.total), desc="Unmasking", unit="frames")
+            desc = progress_line(self.done, self.total, time.perf_counter() - self.started_s)
+            self.progress((self.done, self.total), desc=desc, unit="frames")
 
     def close(self) -> None: ...
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import get_args
 
@@ -19,40 +20,76 @@ from realtime.web import Session, Settings, WebApp, WebConfig
 
 NOTICE = ("The painted lower face is a plausible guess made by a neural network, not the hidden "
           "face: it must not be used to identify anyone. Downloads say so in their metadata.")
+NOTE = ("**Reconstructed:** the painted lower face is a plausible guess, not the hidden face. "
+        "Do not use it to identify anyone.")
+"""Shown under every result, where the eye is when the result appears."""
+VIEW_PX = 480
+"""Height of every picture and video box: small uploads are scaled up to it, not left tiny."""
+CSS = """
+.big-view img, .big-view video { width: 100%; height: 100%; object-fit: contain; }
+.provenance { padding: 6px 10px; border-left: 4px solid #d97706; background: #fffbeb;
+               color: #78350f; }
+"""
+"""Gradio's own style shrinks a picture to its natural size ("scale-down"); this fills the box
+and keeps the aspect ratio. ``serve`` passes it to ``launch`` (where Gradio 6 takes CSS)."""
 
 
 def build_blocks(app: WebApp) -> gr.Blocks:
-    """The page: Image, Video, Webcam and Settings tabs wired to ``app``'s handlers."""
+    """The page: Image, Video, Webcam and Settings tabs wired to ``app``'s handlers, with
+    one-click examples made from the built-in sample (written into ``app``'s temporary root)."""
+    from realtime.web_examples import write_examples
+
     c = app.config
+    examples = write_examples(app.root / "examples")
+    big = {"height": VIEW_PX, "elem_classes": "big-view"}
     # Every 5 min, cached files older than 30 min go (Gradio stores every webcam frame).
     with gr.Blocks(title="realtime-unmask", analytics_enabled=False,
                    delete_cache=(300, 1800)) as demo:
         ui = SimpleNamespace(session=gr.State(None, delete_callback=_close_session))
         gr.Markdown(f"# realtime-unmask\nRemoves face masks from photos, videos and your "
                     f"webcam. {NOTICE}")
-        with gr.Tab("Image"), gr.Row():
-            ui.image_in = gr.Image(label="Masked photo (jpg, png, webp, bmp)", type="filepath",
-                                   sources=["upload", "clipboard"], elem_id="image-input")
+        with gr.Tab("Image"):
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    ui.image_in = gr.Image(label="Masked photo (jpg, png, webp, bmp)",
+                                           type="filepath", sources=["upload", "clipboard"],
+                                           elem_id="image-input", **big)
+                    ui.image_examples = gr.Examples(
+                        [[path] for path in examples.photos], [ui.image_in],
+                        label="No masked photo at hand? Click one (built-in samples)",
+                        elem_id="image-examples")
+                with gr.Column():
+                    ui.image_out = gr.Image(label="Result", format="png", interactive=False,
+                                            elem_id="image-output", **big)
+                    gr.Markdown(NOTE, elem_classes="provenance", elem_id="image-note")
+                    ui.image_overlay = gr.Checkbox(label="Tint the painted region",
+                                                   elem_id="image-overlay")
+                    ui.image_file = gr.File(label="Download (PNG)", elem_id="image-file")
+            ui.image_slider = gr.ImageSlider(label="Before / after: drag the line",
+                                             type="filepath", interactive=False,
+                                             elem_id="image-slider", **big)
+        with gr.Tab("Video"), gr.Row(equal_height=False):
             with gr.Column():
-                ui.image_out = gr.Image(label="Result", format="png", interactive=False,
-                                        elem_id="image-output")
-                ui.image_overlay = gr.Checkbox(label="Tint the painted region")
-                ui.image_file = gr.File(label="Download (PNG)", elem_id="image-file")
-        with gr.Tab("Video"), gr.Row():
-            ui.video_in = gr.Video(label=f"Masked video (mp4, mov, mkv, webm, avi; up to "
-                                         f"{c.max_video_s:g} s)", sources=["upload"],
-                                   include_audio=True, elem_id="video-input")
+                ui.video_in = gr.Video(label=f"Masked video (mp4, mov, mkv, webm, avi; up to "
+                                             f"{c.max_video_s:g} s)", sources=["upload"],
+                                       include_audio=True, elem_id="video-input", **big)
+                ui.video_examples_at = gr.Column()  # filled once the handler exists (_wire)
             with gr.Column():
                 ui.video_button = gr.Button("Unmask video", variant="primary",
                                             elem_id="video-button")
-                ui.video_out = gr.Video(label="Result", interactive=False, elem_id="video-output")
+                ui.video_out = gr.Video(label="Result", interactive=False,
+                                        elem_id="video-output", **big)
+                gr.Markdown(NOTE, elem_classes="provenance", elem_id="video-note")
+                ui.video_overlay = gr.Checkbox(label="Tint the painted region",
+                                               elem_id="video-overlay")
                 ui.video_file = gr.File(label="Download (MP4)", elem_id="video-file")
-        with gr.Tab("Webcam"), gr.Row():
+        with gr.Tab("Webcam"), gr.Row(equal_height=False):
             ui.webcam_in = gr.Image(label="Camera", sources=["webcam"], streaming=True,
                                     elem_id="webcam-input")
             with gr.Column():
                 ui.webcam_out = gr.Image(label="Result", format="jpeg", interactive=False,
-                                         elem_id="webcam-output")
+                                         elem_id="webcam-output", **big)
+                gr.Markdown(NOTE, elem_classes="provenance", elem_id="webcam-note")
                 ui.webcam_speed = gr.Markdown(elem_id="webcam-speed")
         with gr.Tab("Settings"):
             ui.settings = [  # in the order of Settings.from_page
@@ -62,11 +99,13 @@ def build_blocks(app: WebApp) -> gr.Blocks:
                 gr.Slider(0.05, 1.0, value=0.5, step=0.05, label="Mask smoothing: weight of "
                           "the newest frame (lower is steadier, 1 is off)"),
                 gr.Checkbox(value=True, label="Tag results 'reconstructed'")]
-        _wire(app, ui)
+        _wire(app, ui, examples.clip)
     return demo
 
 
-def _wire(app: WebApp, ui: SimpleNamespace) -> None:
+def _wire(app: WebApp, ui: SimpleNamespace, clip: Path) -> None:
+    from realtime.web_examples import CLIP_SECONDS
+
     def image_fn(state, upload, show_mask, backend, faces, _overlay, smoothing, label):
         page = Settings.from_page(backend, faces, show_mask, smoothing, label)
         return app.unmask_image(state, upload, page)
@@ -80,19 +119,33 @@ def _wire(app: WebApp, ui: SimpleNamespace) -> None:
 
     # Unpreprocessed, the picture reaches the handler as the stored file, so a broken or
     # unsupported upload gets a clear message instead of Pillow's error inside Gradio.
+    # An example click sets the input, which is a change too: it runs like an upload.
     gr.on([ui.image_in.change, ui.image_overlay.input], image_fn,
           [ui.session, ui.image_in, ui.image_overlay, *ui.settings],
-          [ui.image_out, ui.image_file, ui.session], preprocess=False)
-    overlay = ui.settings[2]  # the Image tab's box and the Settings one stay in step
-    ui.image_overlay.input(lambda v: v, ui.image_overlay, overlay, queue=False)
-    overlay.input(lambda v: v, overlay, ui.image_overlay, queue=False)
-    ui.video_button.click(video_fn, [ui.session, ui.video_in, *ui.settings],
-                          [ui.video_out, ui.video_file, ui.session])
+          [ui.image_out, ui.image_slider, ui.image_file, ui.session], preprocess=False)
+    _same_value([ui.image_overlay, ui.video_overlay, ui.settings[2]])
+    video_inputs = [ui.session, ui.video_in, *ui.settings]
+    video_outputs = [ui.video_out, ui.video_file, ui.session]
+    ui.video_button.click(video_fn, video_inputs, video_outputs)
+    with ui.video_examples_at:  # a click loads the clip and runs it, as the button would
+        caption = f"Sample clip: masked face, moving camera ({CLIP_SECONDS:g} s)"
+        gr.Examples([[None, clip, *[None] * len(ui.settings)]], video_inputs, video_outputs,
+                    fn=video_fn, run_on_click=True, cache_examples=False,
+                    label="No masked video at hand? Click this", example_labels=[caption],
+                    elem_id="video-examples")
     # The browser sends the next frame once the last one is back, on this clock's next tick.
     ui.webcam_in.stream(webcam_fn, [ui.session, ui.webcam_in, *ui.settings],
                         [ui.webcam_out, ui.webcam_speed, ui.session], stream_every=0.05,
                         time_limit=app.config.webcam_time_limit_s, show_progress="hidden",
                         concurrency_limit=app.config.webcam_streams)
+
+
+def _same_value(boxes: list[gr.Checkbox]) -> None:
+    """The tabs' overlay boxes and the Settings one stay in step: ticking one ticks all."""
+    copies = len(boxes) - 1
+    for box in boxes:
+        others = [other for other in boxes if other is not box]
+        box.input(lambda value: [value] * copies, box, others, queue=False)
 
 
 def _close_session(session: Session | None) -> None:
@@ -107,6 +160,6 @@ def serve(config: WebConfig) -> None:
         demo = build_blocks(app)
         demo.queue(max_size=32)
         demo.launch(server_name=config.host, server_port=config.port, share=config.share,
-                    max_file_size=f"{config.max_file_mb}mb", ssr_mode=False)
+                    max_file_size=f"{config.max_file_mb}mb", ssr_mode=False, css=CSS)
     finally:
         app.close()
