@@ -133,7 +133,7 @@ class Session:
             key, pipeline = self._pipelines.get(tab, (None, None))
             if key != wanted:
                 if pipeline is not None:
-                    pipeline.tracker.close()
+                    pipeline.close()
                 pipeline = self._build(wanted)
                 self._pipelines[tab] = (wanted, pipeline)
             return pipeline
@@ -160,7 +160,7 @@ class Session:
     def close(self) -> None:
         with self._lock:
             for _, pipeline in self._pipelines.values():
-                pipeline.tracker.close()
+                pipeline.close()
             self._pipelines.clear()
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
-from standins import lower_half_segmenter, white_generator
+from standins import standin_engines
 
 from realtime.demo_clip import MASK_RGB
 from realtime.web import Settings, WebApp, WebConfig
@@ -27,8 +26,7 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> PageExamples:
 
 @pytest.fixture
 def app() -> Iterator[WebApp]:
-    engines = SimpleNamespace(segmenter=lower_half_segmenter, generator=white_generator)
-    web_app = WebApp(WebConfig(), engines=engines)
+    web_app = WebApp(WebConfig(), engines=standin_engines())
     yield web_app
     web_app.close()
 
