@@ -58,8 +58,14 @@ def test_segmenter_trains_saves_and_resumes_exactly(
     assert list((tmp_path / "seg" / "samples").glob("step_000002.png"))
 
     run_module("training.train_segmenter", *args, "--steps", "4", "--resume")
-    _, meta = load_checkpoint(tmp_path / "seg" / "segmenter.safetensors")
+    _, meta = load_checkpoint(tmp_path / "seg" / "last.safetensors")
     assert meta["meta"]["step"] == 4
+    _, best = load_checkpoint(tmp_path / "seg" / "segmenter.safetensors")
+    scores = {row["step"]: train_segmenter.selection_score(row) for row in (
+        json.loads(line) for line in (tmp_path / "seg" / "metrics.jsonl").read_text()
+        .splitlines()) if "val_iou" in row}
+    assert sorted(scores) == [2, 4]
+    assert best["meta"]["step"] == max(scores, key=scores.get)  # the best, across the resume
     resumed = losses_by_step(tmp_path / "seg", "loss")
     assert sorted(resumed) == [1, 2, 3, 4]  # continued from step 2, nothing repeated
 
@@ -126,3 +132,11 @@ def test_warm_start_and_time_budget(face_dir: Path, masks_root: Path, tmp_path: 
     assert train_inpainter.main(band) == 0  # a band adds no weights: a plain one warm-starts
     _, meta = load_checkpoint(tmp_path / "band" / "last.safetensors")
     assert meta["arch"]["band"] is True
+
+
+def test_segmenter_selection_weighs_false_marks_on_bare_faces() -> None:
+    covers_more = {"val_iou": 0.90, "val_false_share": 0.003}
+    marks_less = {"val_iou": 0.89, "val_false_share": 0.0005}
+    assert train_segmenter.selection_score(marks_less) > train_segmenter.selection_score(
+        covers_more)
+    assert train_segmenter.selection_score({"val_iou": 0.9}) == 0.9
