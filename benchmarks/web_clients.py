@@ -1,7 +1,7 @@
 """The browser sessions of the web soak (``benchmarks.web_soak``): one thread per session.
 
     tally = Tally()
-    inputs = SoakInputs(photos=[...], clip=clip, frames=[...])
+    inputs = SoakInputs(photos=[...], clip=clip, frames=[[...], [...]])  # frames per session
     session_loop(0, "http://127.0.0.1:7861/", inputs, downloads, stop, tally)
 
 Each session is one ``gradio_client.Client`` (its own session hash, heartbeat and gr.State on
@@ -45,8 +45,12 @@ class SoakInputs:
     """Pictures for the Image tab, used in turn."""
     clip: Path
     """The Video tab's sample clip."""
-    frames: list[Path]
-    """Webcam frames (pictures of a face), sent in turn."""
+    frames: list[list[Path]]
+    """Webcam frames (pictures of a face) for each session, sent in turn; session i uses
+    ``frames[i % len(frames)]``. Each its own, as each user has a camera of their own:
+    byte-identical results from two sessions at once share one path in Gradio's cache, and
+    Gradio 6.31 rewrites that file in place (``save_pil_to_cache``) while the other session
+    may be downloading it (a truncated read, seen in a 4-session trial)."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,8 @@ def session_loop(index: int, url: str, inputs: SoakInputs, downloads: Path,
             t0 = time.perf_counter()
             try:
                 if kind == "webcam":
-                    frames = [inputs.frames[(sent["frame"] + k) % len(inputs.frames)]
-                              for k in range(WEBCAM_FRAMES)]
+                    own = inputs.frames[index % len(inputs.frames)]
+                    frames = [own[(sent["frame"] + k) % len(own)] for k in range(WEBCAM_FRAMES)]
                     sent["frame"] += WEBCAM_FRAMES
                     for latency_s in webcam.stream(frames):
                         tally.add(index, kind, latency_s)

@@ -14,7 +14,9 @@ MB in both folders. Memory growth is measured from the end of the warm-up (the f
 at least one window) to the end; target under 5%. Then the sessions close (their heartbeats
 end), the folders are counted again after ``grace_s`` (target: near the level after warm-up,
 see ``temp_slack``), and once more after the server stopped (target: none of the app's own
-left). Writes ``web_soak.json`` and the server's log ``web_soak_server.log``.
+left). A closed session's folder stays until Gradio drops its state, an hour after the tab
+closed (``SessionState.STATE_TTL_WHEN_CLOSED``), so ``session_dirs`` stays at N once the
+sessions end. Writes ``web_soak.json`` and the server's log ``web_soak_server.log``.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def temp_slack(inputs: SoakInputs) -> int:
     caches each distinct file once, by content, so every distinct input may add its upload
     and its results once (a picture: upload, result, upright input; a frame or the clip:
     upload and result). More than that means files pile up request after request."""
-    return 3 * len(inputs.photos) + 2 * len(inputs.frames) + 2
+    return 3 * len(inputs.photos) + 2 * sum(len(own) for own in inputs.frames) + 2
 
 
 def summarise(records: list[Record], windows: list[dict[str, Any]], warmup: int,
@@ -174,7 +176,7 @@ def web_soak(minutes: float, out: Path, *, sessions: int, work: Path, grace_s: f
     folders = {name: work / name for name in ("tmp", "gradio", "engines", "client")}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
-    inputs = make_inputs(folders["client"])
+    inputs = make_inputs(folders["client"], sessions)
     span_s = window_seconds(minutes)
     n_windows = max(1, round(minutes * 60.0 / span_s))
     warmup = max(1, round(n_windows / 10))
@@ -215,26 +217,30 @@ def web_soak(minutes: float, out: Path, *, sessions: int, work: Path, grace_s: f
     return result
 
 
-def make_inputs(folder: Path) -> SoakInputs:
-    """The page's examples (``realtime.web_examples``) and a few frames of its clip."""
+def make_inputs(folder: Path, sessions: int) -> SoakInputs:
+    """The page's examples (``realtime.web_examples``) and, for each session, a few frames of
+    its clip made a little brighter per session (a camera of its own)."""
     import cv2
 
     from realtime.web_examples import write_examples
 
     examples = write_examples(folder / "examples")
     capture = cv2.VideoCapture(str(examples.clip))
-    frames: list[Path] = []
+    frames: list[list[Path]] = [[] for _ in range(sessions)]
     try:
         for index in itertools.count():
             ok, frame_bgr = capture.read()
-            if not ok or len(frames) == WEBCAM_FRAMES_KEPT:
+            if not ok or len(frames[0]) == WEBCAM_FRAMES_KEPT:
                 break
-            if index % 6 == 0:  # spread over the clip: the face moves between them
-                frames.append(folder / f"webcam_{index:03d}.jpg")
-                cv2.imwrite(str(frames[-1]), frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if index % 6:  # every 6th: the face moves between them
+                continue
+            for session, own in enumerate(frames):
+                own.append(folder / f"webcam_s{session}_{index:03d}.jpg")
+                frame = cv2.convertScaleAbs(frame_bgr, alpha=1.0, beta=2 * session)
+                cv2.imwrite(str(own[-1]), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
     finally:
         capture.release()
-    if not frames:
+    if not frames[0]:
         raise RuntimeError(f"no frame could be read from the sample clip {examples.clip}")
     return SoakInputs(photos=list(examples.photos), clip=examples.clip, frames=frames)
 

@@ -17,6 +17,7 @@ from benchmarks.web_clients import Record, SoakInputs
 from benchmarks.web_soak import (
     TEMP_KEYS,
     folder_usage,
+    make_inputs,
     percentile,
     report_lines,
     summarise,
@@ -98,8 +99,9 @@ def test_temp_usage_tells_the_apps_files_from_the_rest(tmp_path: Path) -> None:
     assert (u["files"], u["app_files"], u["other_tmp_files"], u["gradio_files"]) == (3, 1, 1, 1)
     assert u["session_dirs"] == 1 and u["app_mb"] == 1.0
     assert folder_usage(tmp_path / "gone") == {"files": 0, "mb": 0.0, "session_dirs": 0}
-    inputs = SoakInputs(photos=[Path("a"), Path("b")], clip=Path("c"), frames=[Path("f")] * 8)
-    assert temp_slack(inputs) == 3 * 2 + 2 * 8 + 2
+    inputs = SoakInputs(photos=[Path("a"), Path("b")], clip=Path("c"),
+                        frames=[[Path("f")] * 8] * 4)  # four sessions' cameras
+    assert temp_slack(inputs) == 3 * 2 + 2 * 8 * 4 + 2
 
 
 def test_rss_of_another_process() -> None:
@@ -137,3 +139,12 @@ def test_a_short_web_soak_against_the_real_server(tmp_path: Path) -> None:
     assert json.loads((out / "web_soak.json").read_text())["requests"] == result["requests"]
     assert (out / "web_soak_server.log").is_file() and not list(out.glob("*.tmp"))
     assert any(line.startswith("web soak 2/2:") for line in lines)
+
+
+def test_every_session_films_with_a_camera_of_its_own(tmp_path: Path) -> None:
+    # Byte-identical webcam results from two sessions at once collide in Gradio's cache.
+    inputs = make_inputs(tmp_path, sessions=2)
+    assert len(inputs.photos) == 2 and inputs.clip.is_file()
+    assert [len(own) for own in inputs.frames] == [8, 8]
+    first, second = (own[0].read_bytes() for own in inputs.frames)
+    assert first != second and len(set(inputs.frames[0])) == 8
