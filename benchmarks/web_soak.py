@@ -7,16 +7,17 @@ temporary folder (TMPDIR: the app's per-session result folders) and Gradio's cac
 (GRADIO_TEMP_DIR: uploads and the copies of results it serves) each in a folder of its own, so
 that both can be counted. N sessions (``benchmarks.web_clients``, one thread each) use the
 page's built-in examples (pictures, the sample clip, frames of it for the webcam) until the
-time is up. Before the clock starts every session has had its first answer (the first loads
-the nets). The run is cut into windows like the camera soak's (about 30, 5 s to 60 s each);
-after each: requests, errors, p50/p95 latency, the server's RSS (/proc/PID/statm), files and
-MB in both folders. Memory growth is measured from the end of the warm-up (the first tenth,
-at least one window) to the end; target under 5%. Then the sessions close (their heartbeats
-end), the folders are counted again after ``grace_s`` (target: near the level after warm-up,
-see ``temp_slack``), and once more after the server stopped (target: none of the app's own
-left). A closed session's folder stays until Gradio drops its state, an hour after the tab
-closed (``SessionState.STATE_TTL_WHEN_CLOSED``), so ``session_dirs`` stays at N once the
-sessions end. Writes ``web_soak.json`` and the server's log ``web_soak_server.log``.
+time is up. Before the clock starts every session has had a picture, webcam frames and a video
+back (the first answer loads the nets; each tab's pipeline then exists). The run is cut into
+windows like the camera soak's (about 30, 5 s to 60 s each); after each: requests, errors,
+p50/p95 latency, the server's RSS (/proc/PID/statm), files and MB in both folders. Memory
+growth is measured from the end of the warm-up (the first tenth, at least one window) to the
+end; target under 5%. Then the sessions close (their heartbeats end), the folders are counted
+again after ``grace_s`` (target: near the level after warm-up, see ``temp_slack``), and once
+more after the server stopped (target: none of the app's own left). A closed session's folder
+stays until Gradio drops its state, an hour after the tab closed
+(``SessionState.STATE_TTL_WHEN_CLOSED``), so ``session_dirs`` stays at N once the sessions end.
+Writes ``web_soak.json`` and the server's log ``web_soak_server.log``.
 """
 
 from __future__ import annotations
