@@ -313,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "camera through one pipeline for MINUTES and report memory (RSS) "
                              "growth after warm-up (target < 5%%), frame-rate drift and dropped "
                              "frames; writes soak.json")
+    parser.add_argument("--web-soak", type=float, metavar="MINUTES",
+                        help="instead of the benchmark: serve the web demo and keep --sessions "
+                             "browser sessions busy for MINUTES (pictures, webcam frames, the "
+                             "sample video); reports errors, latency, the server's RSS growth "
+                             "after warm-up (target < 5%%) and its temporary files; writes "
+                             "web_soak.json")
+    parser.add_argument("--sessions", type=int, default=4, metavar="N",
+                        help="concurrent browser sessions of --web-soak (default: 4)")
     return parser
 
 
@@ -334,11 +342,36 @@ def _soak(args: argparse.Namespace, out: Path, log: Callable[[str], None]) -> in
     return 0  # like the benchmark: a target not met is reported, not an error
 
 
+def _web_soak(args: argparse.Namespace, out: Path, log: Callable[[str], None]) -> int:
+    from benchmarks import web_soak
+
+    if args.web_soak <= 0:
+        log(f"error: --web-soak takes a positive number of minutes, got {args.web_soak:g}")
+        return 2
+    if not 1 <= args.sessions <= web_soak.MAX_SESSIONS:
+        log(f"error: --sessions must be between 1 and {web_soak.MAX_SESSIONS}, "
+            f"got {args.sessions}")
+        return 2
+    try:
+        with tempfile.TemporaryDirectory(prefix="web-soak-") as tmp:
+            result = web_soak.web_soak(args.web_soak, out, sessions=args.sessions,
+                                       work=Path(tmp), log=log)
+    except web_soak.ServerDidNotStart as exc:
+        log(f"error: {exc}")
+        return 1
+    for line in web_soak.report_lines(result):
+        log(line)
+    log(f"wrote {out / 'web_soak.json'}")
+    return 0  # like the benchmark: a target not met is reported, not an error
+
+
 def main(argv: Sequence[str], log: Callable[[str], None] = print) -> int:
     args = build_parser().parse_args(list(argv))
     out = args.out or Path(f"bench-{datetime.now():%Y%m%d-%H%M%S}")
     if args.soak is not None:
         return _soak(args, out, log)
+    if args.web_soak is not None:
+        return _web_soak(args, out, log)
     config = BenchConfig(out=out, data=args.data, quick=args.quick,
                          backends=tuple(dict.fromkeys(args.backends)), frames=args.frames,
                          live_seconds=args.live_seconds, eval_faces=args.eval_faces,

@@ -26,10 +26,11 @@ SOAK_GROWTH_TARGET = 0.05
 CAMERA_FPS = 30.0
 
 
-def rss_bytes() -> int | None:
-    """This process's resident memory now (Linux /proc; elsewhere None: not measured)."""
+def rss_bytes(pid: int | None = None) -> int | None:
+    """Resident memory now of process ``pid`` (default: this one) from Linux /proc; elsewhere,
+    or once the process is gone, None: not measured."""
     try:
-        with open(f"/proc/{os.getpid()}/statm") as f:
+        with open(f"/proc/{pid or os.getpid()}/statm") as f:
             pages = int(f.read().split()[1])
         return pages * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError, AttributeError):
