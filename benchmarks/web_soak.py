@@ -291,6 +291,18 @@ def _windows(tally: Tally, n_windows: int, span_s: float, pid: int,
     return windows
 
 
+def wait_until_listening(process: subprocess.Popen, port: int, timeout_s: float) -> bool:
+    """Whether ``process`` accepts connections on 127.0.0.1:``port`` within ``timeout_s``
+    (False as soon as it exits)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return True
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def _server(folders: dict[str, Path], log_path: Path
             ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
@@ -306,14 +318,9 @@ def _server(folders: dict[str, Path], log_path: Path
         process = subprocess.Popen(command, env=env, stdout=server_log,
                                    stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1])
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise ServerDidNotStart(f"the web server did not start; its log:\n"
-                                        f"{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        if not wait_until_listening(process, port, SERVER_START_S):
+            raise ServerDidNotStart(f"the web server did not start; its log:\n"
+                                    f"{log_path.read_text()[-3000:]}")
         yield process, f"http://127.0.0.1:{port}/"
     finally:
         process.send_signal(signal.SIGINT)  # the server removes its files on the way out

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.web_soak import wait_until_listening
 from realtime.sinks import PROVENANCE
 from realtime.web_page import NOTE
 
@@ -65,13 +66,8 @@ def _server(tmp: Path) -> Iterator[str]:
     with log_path.open("w") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the web server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        if not wait_until_listening(process, port, SERVER_START_S):
+            pytest.fail(f"the web server did not start:\n{log_path.read_text()[-3000:]}")
         yield f"http://127.0.0.1:{port}/"
     finally:
         process.send_signal(signal.SIGINT)  # as Ctrl-C: the server removes its files
