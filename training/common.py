@@ -122,9 +122,14 @@ def add_common_args(parser: argparse.ArgumentParser, *, mix: str) -> None:
                        ("distractors", "samples with overlays, glasses, beards, hands... "
                                        "(never in the mask)"),
                        ("degrade", "inputs given webcam/surveillance damage"),
-                       ("photometric", "faces re-lit and re-coloured before drawing")):
+                       ("photometric", "faces re-lit and re-coloured before drawing"),
+                       ("hem", "templates given a hem along the upper edge (in the mask)"),
+                       ("loops", "templates given ear loops (in the mask)")):
         parser.add_argument(f"--{flag}", type=float, default=None, metavar="P",
                             help=f"share of {what}")
+    parser.add_argument("--bleed-labels", action="store_true", default=None,
+                        help="with --degrade: mark the skin that the damage smears the "
+                             "covering's colour onto as covering too")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--threads", type=int, default=2,
                         help="PyTorch CPU threads (default: 2)")
@@ -139,7 +144,8 @@ def occlusion_from_args(args: argparse.Namespace) -> OcclusionConfig:
     for flag, name in (("template_scale", "template_scale"),
                        ("template_grow", "template_grow"), ("clean", "clean_p"),
                        ("distractors", "distractor_p"), ("degrade", "degrade_p"),
-                       ("photometric", "photometric_p")):
+                       ("photometric", "photometric_p"), ("hem", "hem_p"),
+                       ("loops", "loop_p"), ("bleed_labels", "bleed_labels")):
         value = getattr(args, flag)
         if value is not None:
             changes[name] = tuple(value) if isinstance(value, list) else value

@@ -41,6 +41,8 @@ from training.occluders import (
 )
 
 OcclusionKind = Literal["template", "rectangle", "freeform", "none"]
+BLEED_LEVEL = 0.25
+"""The covering's share of a damaged pixel from which ``bleed_labels`` counts it as covering."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,16 @@ class OcclusionConfig:
     saturation, white balance, and sometimes blur, JPEG or noise): skin tones and lighting
     the photos lack. Both the input and the target change, so the pair stays consistent."""
 
+    hem_p: float = 0.0
+    """Share of templates given a hem along the upper edge (off-white or a shade of the
+    mask), which the mask includes: real masks' bound top edge, missing from the templates."""
+    loop_p: float = 0.0
+    """Share of templates given ear loops from the side corners towards the ears (in the mask)."""
+    bleed_labels: bool = False
+    """With ``degrade_p``: where the damage (rescaling, blur) smears the covering's colour onto
+    the skin around it by ``BLEED_LEVEL`` or more, the mask includes that pixel too; without it
+    the segmenter learns to leave such a rim, which is then painted around."""
+
     def __post_init__(self) -> None:
         shares = (self.template_p, self.rectangle_p, self.freeform_p)
         if min(shares) < 0 or abs(sum(shares) - 1.0) > 1e-6:
@@ -100,7 +112,7 @@ class OcclusionConfig:
         if not 0 <= self.template_grow <= 1:
             raise ValueError(f"template_grow must be in [0, 1], got {self.template_grow}")
         for name in ("misplace", "texture_p", "tint_p", "pattern_p", "flip_p", "clean_p",
-                     "distractor_p", "degrade_p", "photometric_p"):
+                     "distractor_p", "degrade_p", "photometric_p", "hem_p", "loop_p"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -168,14 +180,15 @@ def occlude(clean_rgb: np.ndarray, landmarks_xy: np.ndarray, occluders: Occluder
     return masked_rgb.astype(np.uint8), mask_hw, kind
 
 
-def _motion_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _motion_kernel(rng: np.random.Generator) -> np.ndarray:
+    """A normalised line kernel 3-7 px long at a random angle."""
     length = int(rng.integers(3, 8))
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2] = 1.0 / length
     rot = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2),
                                   float(rng.uniform(0, 180)), 1.0)
     kernel = cv2.warpAffine(kernel, rot, (length, length))
-    return cv2.filter2D(image, -1, kernel / max(float(kernel.sum()), 1e-6))
+    return kernel / max(float(kernel.sum()), 1e-6)
 
 
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -183,25 +196,38 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED) if ok else image
 
 
-def degrade(image_rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def degrade(image_rgb: np.ndarray, rng: np.random.Generator,
+            cover_hw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Webcam, surveillance and compression damage, each with probability 1/2: down-and-up
     rescaling (a face 30-110 px across), Gaussian or motion blur, JPEG, sensor noise (uint8 in,
-    uint8 out, same size)."""
+    uint8 out, same size). ``cover_hw`` (float32, the occluder's share of each pixel) goes
+    through the same rescaling and blur and comes back with the image: where the damage
+    spreads the covering's colour onto the skin around it (None when not given)."""
     size = image_rgb.shape[1], image_rgb.shape[0]
-    out = image_rgb
+    out, cover = image_rgb, cover_hw
     if rng.random() < 0.5:
         scale = rng.uniform(0.25, 0.9)
         small = cv2.resize(out, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         out = cv2.resize(small, size, interpolation=cv2.INTER_LINEAR)
+        if cover is not None:
+            cover = cv2.resize(cv2.resize(cover, None, fx=scale, fy=scale,
+                                          interpolation=cv2.INTER_AREA),
+                               size, interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:
-        out = (cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 1.3)) if rng.random() < 0.6
-               else _motion_blur(out, rng))
+        if rng.random() < 0.6:
+            sigma = rng.uniform(0.4, 1.3)
+            out = cv2.GaussianBlur(out, (0, 0), sigma)
+            cover = None if cover is None else cv2.GaussianBlur(cover, (0, 0), sigma)
+        else:
+            kernel = _motion_kernel(rng)
+            out = cv2.filter2D(out, -1, kernel)
+            cover = None if cover is None else cv2.filter2D(cover, -1, kernel)
     if rng.random() < 0.5:
         out = _jpeg(out, int(rng.integers(20, 85)))
     if rng.random() < 0.5:
         noise = rng.normal(0, rng.uniform(1.5, 7.0), out.shape)
         out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
-    return out
+    return out, cover
 
 
 def photometric(image_rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -271,7 +297,10 @@ class OcclusionDataset:
             masked_rgb, mask_hw, clean_rgb, valid_hw = (a[:, ::-1] for a in (
                 masked_rgb, mask_hw, clean_rgb, valid_hw))
         if cfg.degrade_p > 0 and rng.random() < cfg.degrade_p:
-            masked_rgb = degrade(np.ascontiguousarray(masked_rgb), rng)
+            cover = np.ascontiguousarray(mask_hw) if cfg.bleed_labels else None
+            masked_rgb, cover = degrade(np.ascontiguousarray(masked_rgb), rng, cover)
+            if cover is not None:  # the covering's colour smeared onto skin is covering too
+                mask_hw = np.maximum(mask_hw, (cover >= BLEED_LEVEL).astype(np.float32))
         c = np.ascontiguousarray
         return Sample(c(masked_rgb), c(mask_hw), c(clean_rgb), kind, c(valid_hw))
 

@@ -38,6 +38,10 @@ class TemplateStyle:
     or grey, as real cloth masks are; drawn after texture and tint."""
     template_scale: tuple[float, float] = (0.95, 1.08)
     template_grow: float = 0.0
+    hem_p: float = 0.0
+    """Share of templates given a hem along the upper edge (``add_hem``)."""
+    loop_p: float = 0.0
+    """Share of templates given ear loops (``add_ear_loops``)."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,72 @@ def template_occluder(landmarks_xy: np.ndarray, crop_size: int, occluders: Occlu
                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                                  borderValue=0)
     alpha = warped[..., 3].astype(np.float32) / 255.0
-    return _colour_template(warped[..., :3], alpha, occluders, config, rng), alpha
+    rgb = _colour_template(warped[..., :3], alpha, occluders, config, rng)
+    if config.hem_p > 0 and rng.random() < config.hem_p:
+        rgb, alpha = add_hem(rgb, alpha, rng)
+    if config.loop_p > 0 and rng.random() < config.loop_p:
+        rgb, alpha = add_ear_loops(rgb, alpha, landmarks_xy, rng)
+    return rgb, alpha
+
+
+def _trim_colour(rgb: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A hem's or loop's colour: off-white (the commonest binding and elastic), or the mask's
+    own colour lighter or darker (a fold, a seam)."""
+    if rng.random() < 0.6:
+        return np.clip(rng.uniform(195, 250) + rng.normal(0, 6, 3), 0, 255).astype(np.float32)
+    inside = alpha > 0.5
+    mean = rgb[inside].mean(axis=0) if inside.any() else np.full(3, 128.0)
+    return np.clip(mean * rng.choice([rng.uniform(1.15, 1.45), rng.uniform(0.6, 0.8)]),
+                   0, 255).astype(np.float32)
+
+
+def add_hem(rgb: np.ndarray, alpha: np.ndarray, rng: np.random.Generator,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The template with a hem: its upper edge raised by 1-4.5 px (at 128 px) in a trim colour,
+    as real masks' bound top edge is (the templates stop at the fabric). A segmenter taught
+    only the templates leaves that light line on real photos."""
+    size = alpha.shape[0]
+    height = rng.uniform(0.01, 0.035) * size
+    def shifted(a: np.ndarray, dy: float) -> np.ndarray:
+        m = np.float32([[1, 0, 0], [0, 1, dy]])
+        return cv2.warpAffine(a, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
+    raised = np.maximum(alpha, shifted(alpha, -height))
+    band = np.clip(raised - shifted(alpha, 1.0), 0, 1)[..., None]  # the raise and 1 px below
+    colour = _trim_colour(rgb, alpha, rng)
+    shade = rng.uniform(0.9, 1.05, size=(1, size, 1)).astype(np.float32)  # uneven along it
+    out = rgb * (1 - band) + np.clip(colour * shade, 0, 255) * band
+    return out.astype(np.float32), raised
+
+
+def add_ear_loops(rgb: np.ndarray, alpha: np.ndarray, landmarks_xy: np.ndarray,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The template with elastic loops, 1-2 px wide at 128 px, from its side corners towards
+    the ears: on turned faces they cross the cheek, where a segmenter that never saw them
+    leaves them as strings."""
+    size = alpha.shape[0]
+    ys, xs = np.nonzero(alpha > 0.5)
+    if len(xs) < 16:
+        return rgb, alpha
+    top, bottom = ys.min(), ys.max()
+    layer = np.zeros((size, size), np.uint8)
+    thickness = max(1, round(size * rng.uniform(0.008, 0.016)))
+    for side, ear in ((0, mesh.EAR_TRAGIONS[0]), (1, mesh.EAR_TRAGIONS[1])):
+        ear_xy = landmarks_xy[ear]
+        for frac in (rng.uniform(0.1, 0.3), rng.uniform(0.6, 0.85)):  # upper and lower loop
+            row = int(top + frac * (bottom - top))
+            cols = xs[np.abs(ys - row) <= 1]
+            if len(cols) == 0:
+                continue
+            start = np.array([cols.min() if side == 0 else cols.max(), row], np.float64)
+            middle = (start + ear_xy) / 2 + rng.normal(0, 0.02 * size, 2)
+            t = np.linspace(0, 1, 12)[:, None]
+            curve = (1 - t) ** 2 * start + 2 * (1 - t) * t * middle + t ** 2 * ear_xy
+            cv2.polylines(layer, [np.rint(curve * 4).astype(np.int32)], False, 255,
+                          thickness, cv2.LINE_AA, shift=2)
+    loops = layer.astype(np.float32) / 255 * (alpha < 0.5)  # over the mask, the mask stays
+    colour = _trim_colour(rgb, alpha, rng)
+    out = rgb * (1 - loops[..., None]) + colour * loops[..., None]
+    return out.astype(np.float32), np.maximum(alpha, loops)
 
 
 def rectangle_mask(landmarks_xy: np.ndarray, crop_size: int, coverage: tuple[float, float],
