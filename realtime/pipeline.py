@@ -25,6 +25,7 @@ from realtime.composite import (
     telea_inpaint,
 )
 from realtime.covering import CoveringConfig, CoveringVotes, below_eyes, plausible_covering
+from realtime.edges import guided_grow
 from realtime.face.align import Alignment, estimate_alignment, reference_points, warp_to_crop
 from realtime.smoothing import MaskSmoothers, SmoothingConfig
 from realtime.types import Closing, Face, Frame, Inpainter
@@ -51,6 +52,9 @@ class PipelineConfig:
     """Grow the mask by this many crop pixels before painting: segmentation stops a pixel or
     two short of a real mask's edge, which otherwise stays visible as a thin coloured rim. A
     band generator sees the ring's pixels and keeps the real skin among them."""
+    grow_reach_px: int = 0
+    """Above ``grow_px``: grow further, up to this many pixels, but only through pixels
+    coloured like the covering (``realtime.edges``); 0 grows by ``grow_px`` alone."""
     feather_px: int = 3
     """Width, in crop pixels, of the soft edge where painted pixels meet the frame."""
     show_mask: bool = False
@@ -67,6 +71,15 @@ class PipelineConfig:
             raise ValueError(f"feather must be between 0 and 32 px, got {self.feather_px}")
         if not 0 <= self.grow_px <= 16:
             raise ValueError(f"grow must be between 0 and 16 px, got {self.grow_px}")
+        if not (self.grow_reach_px == 0 or self.grow_px < self.grow_reach_px <= 16):
+            raise ValueError(f"grow reach must be 0 or between the grow ({self.grow_px}) "
+                             f"and 16 px, got {self.grow_reach_px}")
+
+    def grown(self, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:
+        """The masks (N, S, S) grown as configured, before painting."""
+        if self.grow_reach_px:
+            return guided_grow(crops_rgb, masks_hw, self.grow_px, self.grow_reach_px)
+        return grow(masks_hw, self.grow_px)
 
 
 @dataclass
@@ -183,7 +196,7 @@ class Pipeline(Closing):
                                             probs_hw)
         upper_off = below_eyes(self.config.crop_size)
         segmented_hw = masks_hw * upper_off
-        masks_hw = grow(masks_hw, self.config.grow_px) * upper_off
+        masks_hw = self.config.grown(crops_rgb, masks_hw) * upper_off
         t = _lap(timings, "segment", t)
         if self.config.inpainter == "telea":
             painted_rgb = telea_inpaint(crops_rgb, masks_hw)

@@ -1,0 +1,72 @@
+"""The guided grow: into the rim that still looks like the covering, and no further."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime.edges import MIN_SHARE, guided_grow, guided_grow_one
+from realtime.pipeline import PipelineConfig
+
+SKIN = np.array([200, 150, 120], np.float32)
+COVER = np.array([235, 240, 245], np.float32)
+
+
+def _scene(size: int = 128, rim_px: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crop RGB, the segmented core: a box, the covering's share of every pixel): a pale
+    box on skin whose edge fades out over ``rim_px`` pixels beyond the core."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    lo, hi = size * 3 // 8, size * 5 // 8
+    outside_by = np.maximum.reduce([lo - xx, xx - (hi - 1), lo - yy, yy - (hi - 1),
+                                    np.zeros_like(xx)])
+    share = (np.clip(1 - outside_by / (rim_px + 1), 0, 1) if rim_px
+             else (outside_by == 0).astype(float))
+    rgb = SKIN * (1 - share[..., None]) + COVER * share[..., None]
+    core = (outside_by == 0).astype(np.float32)
+    return np.rint(rgb).astype(np.uint8), core, share
+
+
+def test_a_faded_rim_is_taken_as_far_as_it_shows_the_covering() -> None:
+    rgb, core, share = _scene(rim_px=3)
+    grown = guided_grow_one(rgb, core, min_px=0, max_px=4)
+    rim = (share > 0) & (core == 0)
+    assert np.all(grown >= core)
+    assert np.all(grown[rim & (share >= MIN_SHARE + 0.05)] == 1)  # the visible rim is painted
+    assert not np.any(grown[share == 0])  # bare skin is not
+
+
+def test_a_crisp_edge_grows_by_the_minimum_only() -> None:
+    rgb, core, _ = _scene(rim_px=0)
+    assert np.array_equal(guided_grow_one(rgb, core, min_px=0, max_px=4), core)
+    grown = guided_grow_one(rgb, core, min_px=1, max_px=4)
+    assert grown.sum() > core.sum()
+    assert np.array_equal(grown, guided_grow_one(rgb, core, min_px=1, max_px=1))
+
+
+def test_a_covering_coloured_like_the_skin_grows_by_the_minimum_only() -> None:
+    rgb, core, _ = _scene(rim_px=3)
+    flat = np.full_like(rgb, 180)  # no contrast: no rim to see, none to chase
+    assert np.array_equal(guided_grow_one(flat, core, 0, 4), core)
+
+
+def test_the_reach_scales_with_the_crop() -> None:
+    small = guided_grow_one(*_scene(128, rim_px=8)[:2], min_px=0, max_px=4)
+    large = guided_grow_one(*_scene(256, rim_px=16)[:2], min_px=0, max_px=4)
+    assert (large.sum() - _scene(256)[1].sum()) > 3 * (small.sum() - _scene(128)[1].sum())
+
+
+def test_batches_and_empty_masks() -> None:
+    rgb, core, _ = _scene(rim_px=3)
+    out = guided_grow(np.stack([rgb, rgb]), np.stack([core, np.zeros_like(core)]), 0, 4)
+    assert out.shape == (2, 128, 128) and out.dtype == np.float32
+    assert not out[1].any()
+
+
+def test_the_pipeline_grows_as_configured() -> None:
+    rgb, core, _ = _scene(rim_px=3)
+    fixed = PipelineConfig(grow_px=2).grown(rgb[None], core[None])[0]
+    guided = PipelineConfig(grow_px=0, grow_reach_px=4).grown(rgb[None], core[None])[0]
+    assert not np.array_equal(fixed, guided)
+    np.testing.assert_array_equal(guided, guided_grow_one(rgb, core, 0, 4))
+    with pytest.raises(ValueError, match="grow reach"):
+        PipelineConfig(grow_px=3, grow_reach_px=2)
