@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from realtime.signals import StopSignals
+from realtime.signals import StopRequested, StopSignals
 
 DESCRIPTION = """\
 Remove face masks from faces in live or recorded video, in real time.
@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(argv[1:]) if command else cmd_run(argv)
     except KeyboardInterrupt as e:  # before the frame loop: nothing was written
         _log("interrupted")
-        return 128 + getattr(e, "signum", signal.SIGINT)
+        return 128 + (e.signum if isinstance(e, StopRequested) else signal.SIGINT)
     except _expected_errors() as e:
         _log(f"realtime-unmask: error: {e}")
         return 1
