@@ -27,7 +27,9 @@ from realtime.types import Sink, SinkError, Source, StreamInfo
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one ``realtime-unmask`` run needs."""
+    """Everything one ``realtime-unmask`` run needs: where frames come from and go, and the
+    configs of its parts, each checked by its own class (``engines``, ``pipeline`` and
+    ``tracker`` are unused when ``run`` is handed a pipeline already built)."""
 
     source: str | int
     """A camera index, a video or image file, a folder of images, or an rtsp/http(s) URL."""
@@ -43,7 +45,7 @@ class RunConfig:
     engines: EngineConfig = field(default_factory=EngineConfig)
     """Backend, crop size, batch (``--max-faces``), weights, cache folder and threads."""
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    """What happens to each face: inpainter, smoothing, covering check, mask tint."""
+    """What happens to each face: crop size, inpainter, smoothing, covering check."""
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     """How faces are found and followed (``max_faces``)."""
     present: PresentConfig = field(default_factory=PresentConfig)
