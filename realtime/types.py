@@ -84,8 +84,8 @@ class Sink(Protocol):
     encode_ms: Sequence[float]
     """Milliseconds each frame took to encode and write (the summary's ``encode`` stage)."""
     written: Sequence[Path]
-    """Files finished under names the sink chose (video segments, a finished recording);
-    empty where the output went where it was asked to, or nowhere."""
+    """The files it finished, where it names them itself (a video, or each of its segments);
+    empty for pictures and viewers, and the run then reports the output it was asked for."""
 
     def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None
               ) -> None: ...
