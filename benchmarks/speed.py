@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.machine import Utilisation
-from realtime.pipeline import Pipeline, PipelineConfig
+from realtime.pipeline import Pipeline, PipelineConfig, build_pipeline
 from realtime.smoothing import SmoothingConfig
 from realtime.stats import STAGES
 from realtime.types import Inpainter
@@ -65,12 +65,14 @@ def load_backend(backend: str, cache_dir: Path, max_batch: int = 4) -> tuple[Any
 
 
 def make_pipeline(engines: Any, variant: Variant) -> Pipeline:
-    from realtime.tracking import FaceTracker, TrackerConfig
+    """The product's pipeline (``build_pipeline``) for ``variant`` on already-loaded engines,
+    which every variant shares."""
+    from realtime.tracking import TrackerConfig
 
     config = PipelineConfig(inpainter=variant.inpainter, want_mask=variant.want_mask,
                             smoothing=SmoothingConfig() if variant.smoothing else None)
-    return Pipeline(config, engines=engines,
-                    tracker=FaceTracker(TrackerConfig(max_faces=variant.max_faces)))
+    return build_pipeline(config, engines=engines,
+                          tracker=TrackerConfig(max_faces=variant.max_faces))
 
 
 def first_frames(engines: Any, clip: Path, frames: int = 10) -> dict[str, float]:
@@ -99,7 +101,7 @@ def file_run(engines: Any, clip: Path, *, frames: int, scratch_dir: Path,
 
     output = scratch_dir / f"out_{clip.stem}.mp4"
     config = RunConfig(source=str(clip), output=str(output), display=False, progress=False,
-                       max_frames=frames, max_faces=variant.max_faces)
+                       max_frames=frames)  # the variant is in the pipeline given
     pipeline = _warm_pipeline(engines, clip, variant)
     try:
         with Utilisation() as busy:
@@ -118,7 +120,7 @@ def live_run(engines: Any, clip: Path, *, fps: float, seconds: float,
     from realtime.sources import SimulatedCamera
 
     config = RunConfig(source=str(clip), display=False, progress=False,
-                       max_frames=max(1, round(fps * seconds)), max_faces=variant.max_faces)
+                       max_frames=max(1, round(fps * seconds)))
     pipeline = _warm_pipeline(engines, clip, variant)
     try:
         with Utilisation() as busy:

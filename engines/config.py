@@ -14,6 +14,29 @@ from typing import Literal, get_args
 
 Backend = Literal["auto", "tensorrt", "onnx", "torch"]
 Precision = Literal["fp16", "fp32"]
+CROP_SIZES = (128, 256)
+"""Sides of the aligned face crop the nets are trained and exported for."""
+MAX_FACES = 16
+"""Most faces one frame may send through the nets (the largest engine batch)."""
+
+
+def check_backend(value: object, name: str = "--backend") -> None:
+    """Raises ValueError unless ``value`` is a ``Backend``; ``name`` is what the message calls
+    it (a flag, a keyword argument), so every entry point checks the same way."""
+    if value not in get_args(Backend):
+        raise ValueError(f"{name} must be one of {', '.join(get_args(Backend))}, got {value!r}")
+
+
+def check_crop_size(value: object, name: str = "--crop") -> None:
+    """Raises ValueError unless ``value`` is one of ``CROP_SIZES``."""
+    if value not in CROP_SIZES:
+        raise ValueError(f"{name} must be {' or '.join(map(str, CROP_SIZES))}, got {value!r}")
+
+
+def check_max_faces(value: object, name: str = "--max-faces") -> None:
+    """Raises ValueError unless ``value`` is an int from 1 to ``MAX_FACES``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_FACES:
+        raise ValueError(f"{name} must be between 1 and {MAX_FACES}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -41,13 +64,9 @@ class EngineConfig:
     """CPU threads per inference call; None: 1 (other cores run tracking and encoding)."""
 
     def __post_init__(self) -> None:
-        if self.backend not in get_args(Backend):
-            raise ValueError(f"--backend must be one of {', '.join(get_args(Backend))}, "
-                             f"got {self.backend!r}")
-        if self.crop_size not in (128, 256):
-            raise ValueError(f"--crop must be 128 or 256, got {self.crop_size!r}")
-        if not isinstance(self.max_batch, int) or not 1 <= self.max_batch <= 16:
-            raise ValueError(f"--max-faces must be between 1 and 16, got {self.max_batch!r}")
+        check_backend(self.backend)
+        check_crop_size(self.crop_size)
+        check_max_faces(self.max_batch)
         if self.precision not in get_args(Precision):
             raise ValueError(f"--precision must be fp16 or fp32, got {self.precision!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):

@@ -27,11 +27,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engines.config import check_backend, check_crop_size, check_max_faces
 from realtime.types import Backend, ClosedError, Closing, Face, Frame
+
+if TYPE_CHECKING:
+    from realtime.pipeline import Pipeline
 
 _logger = logging.getLogger(__name__)
 
@@ -67,29 +71,33 @@ class UnmaskerConfig:
     """Deterministic random weights instead of the bundled ones (speed and shape checks)."""
 
     def __post_init__(self) -> None:
-        if self.backend not in get_args(Backend):
-            raise ValueError(f"backend must be one of {', '.join(get_args(Backend))}, "
-                             f"got {self.backend!r}")
-        if not isinstance(self.max_faces, int) or not 1 <= self.max_faces <= 16:
-            raise ValueError(f"max_faces must be an integer between 1 and 16, "
-                             f"got {self.max_faces!r}")
-        if self.crop_size not in (128, 256):
-            raise ValueError(f"crop_size must be 128 or 256, got {self.crop_size!r}")
+        check_backend(self.backend, "backend")
+        check_max_faces(self.max_faces, "max_faces")
+        check_crop_size(self.crop_size, "crop_size")
 
     def run_config(self, **overrides: Any):
-        """The equivalent ``realtime.loop.RunConfig`` (``source`` and the rest overridable)."""
+        """The equivalent ``realtime.loop.RunConfig`` (``source`` and the rest of its own
+        fields overridable)."""
+        from engines.config import EngineConfig
+        from realtime.covering import CoveringConfig
         from realtime.loop import RunConfig
+        from realtime.pipeline import PipelineConfig
+        from realtime.present import PresentConfig
+        from realtime.smoothing import SmoothingConfig
+        from realtime.tracking import TrackerConfig
 
-        def path(p: Path | str | None) -> Path | None:
-            return Path(p) if p is not None else None
-
+        engines = EngineConfig(
+            backend=self.backend, crop_size=self.crop_size, max_batch=self.max_faces,
+            segmenter_checkpoint=self.segmenter_checkpoint,
+            generator_checkpoint=self.generator_checkpoint, cache_dir=self.cache_dir,
+            random_weights=self.random_weights)
+        pipeline = PipelineConfig(
+            crop_size=self.crop_size, smoothing=SmoothingConfig() if self.smoothing else None,
+            covering=CoveringConfig() if self.covering_check else None)
         fields: dict[str, Any] = dict(
-            source="", backend=self.backend, max_faces=self.max_faces,
-            crop_size=self.crop_size, smoothing_alpha=0.5 if self.smoothing else None,
-            covering_check=self.covering_check, label=self.label, display=False,
-            progress=False, segmenter_checkpoint=path(self.segmenter_checkpoint),
-            generator_checkpoint=path(self.generator_checkpoint),
-            cache_dir=path(self.cache_dir), random_weights=self.random_weights)
+            source="", engines=engines, pipeline=pipeline,
+            tracker=TrackerConfig(max_faces=self.max_faces),
+            present=PresentConfig(label=self.label), display=False, progress=False)
         fields.update(overrides)
         return RunConfig(**fields)
 
@@ -140,18 +148,21 @@ class Unmasker(Closing):
 
     def __init__(self, backend: Backend = "auto", max_faces: int = 4, *,
                  log: Callable[[str], None] = _logger.info, **options: Any) -> None:
-        from realtime.loop import build_pipeline
+        from realtime.pipeline import build_pipeline
 
         self.config = UnmaskerConfig(backend=backend, max_faces=max_faces, **options)
         self._log = log
-        self._pipeline = build_pipeline(self.config.run_config(), log, want_mask=True)
+        run = self.config.run_config()
+        # Full-frame masks always: every Result carries the painted region.
+        self._pipeline = build_pipeline(replace(run.pipeline, want_mask=True),
+                                        engines=run.engines, tracker=run.tracker, log=log)
         self._index = 0
         self._size_hw: tuple[int, int] | None = None
 
     @property
     def backend(self) -> str:
         """Which backend runs the nets, e.g. 'onnxruntime-cpu'."""
-        return getattr(self._live().engines, "backend", "unknown")
+        return self._live().engines.backend
 
     def process(self, frame_bgr: np.ndarray) -> Result:
         """Unmasks one frame of a stream (H x W x 3 uint8 BGR, as OpenCV reads)."""
@@ -170,9 +181,7 @@ class Unmasker(Closing):
         if out_bgr is frame.bgr or out_bgr is frame_bgr:
             out_bgr = out_bgr.copy()  # the caller's array is never handed back to be changed
         if label:
-            from realtime.sinks import draw_label
-
-            draw_label(out_bgr)
+            out_bgr = _tagged(out_bgr)
         height, width = out_bgr.shape[:2]
         mask_hw = (result.mask_full_hw if result.mask_full_hw is not None
                    else np.zeros((height, width), np.float32))
@@ -207,9 +216,7 @@ class Unmasker(Closing):
         self.reset()
         cut = _unpad(result, pad, height, width)
         if self.config.label:
-            from realtime.sinks import draw_label
-
-            draw_label(cut.frame_bgr)
+            _tagged(cut.frame_bgr)
         return cut
 
     def process_video(self, src: str | Path, dst: str | Path | None, *,
@@ -235,11 +242,19 @@ class Unmasker(Closing):
         if pipeline is not None:
             pipeline.close()
 
-    def _live(self):
+    def _live(self) -> Pipeline:
         if self._pipeline is None:
             raise ClosedError("this Unmasker is closed (its with block ended, or close() was "
                               "called); make a new Unmasker to process more frames")
         return self._pipeline
+
+
+def _tagged(frame_bgr: np.ndarray) -> np.ndarray:
+    """The 'reconstructed' tag drawn on the API's own copy of a frame, as the command line
+    draws it on written frames."""
+    from realtime.present import PresentConfig, present
+
+    return present(frame_bgr, frame_bgr, None, PresentConfig(label=True), in_place=True)
 
 
 def _check_frame(frame_bgr: object) -> None:

@@ -38,6 +38,8 @@ class ThreadedSource(Closing):
         self.info = info
         self.dropped = 0
         """Frames thrown away because the consumer was slower than the source."""
+        self.failed = 0
+        """Always 0: a broken video or stream raises ``SourceError`` instead of skipping."""
         self._name = name
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._drop_oldest = drop_oldest

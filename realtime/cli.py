@@ -16,8 +16,9 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from realtime.signals import StopSignals
+from realtime.signals import StopRequested, StopSignals
 
 DESCRIPTION = """\
 Remove face masks from faces in live or recorded video, in real time.
@@ -175,21 +176,35 @@ def build_compile_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_config(args: argparse.Namespace, **overrides):
-    from realtime.loop import RunConfig
+def _engine_config(args: argparse.Namespace, **fields: Any):
+    """The ``models and engines`` options (``_add_engine_options``) as an ``EngineConfig``."""
+    from engines import EngineConfig
 
-    if not 0 < args.smoothing <= 1:
-        raise ValueError(f"--smoothing must be in (0, 1], got {args.smoothing}")
-    fields = dict(
-        backend=args.backend, max_faces=args.max_faces, crop_size=args.crop,
-        inpainter=args.inpainter,
-        smoothing_alpha=None if args.smoothing >= 1 else args.smoothing,
-        show_mask=args.show_mask, side_by_side=args.side_by_side, label=args.label,
-        stats_json=args.stats_json, segmenter_checkpoint=args.segmenter,
-        generator_checkpoint=args.generator, cache_dir=args.cache_dir,
-        random_weights=args.random_weights, progress=not args.no_progress,
-        covering_check=args.covering_check,
-    )
+    return EngineConfig(**{"backend": args.backend, "crop_size": args.crop,
+                           "segmenter_checkpoint": args.segmenter,
+                           "generator_checkpoint": args.generator, "cache_dir": args.cache_dir,
+                           "random_weights": args.random_weights, **fields})
+
+
+def _run_config(args: argparse.Namespace, **overrides: Any):
+    """A ``RunConfig`` from the processing and engine options; ``overrides`` are its own
+    fields (source, output...)."""
+    from realtime.covering import CoveringConfig
+    from realtime.loop import RunConfig
+    from realtime.pipeline import PipelineConfig
+    from realtime.present import PresentConfig
+    from realtime.smoothing import smoothing_for
+    from realtime.tracking import TrackerConfig
+
+    engines = _engine_config(args, max_batch=args.max_faces)  # checks --max-faces first
+    pipeline = PipelineConfig(crop_size=args.crop, inpainter=args.inpainter,
+                              smoothing=smoothing_for(args.smoothing),
+                              covering=CoveringConfig() if args.covering_check else None)
+    view = PresentConfig(label=args.label, side_by_side=args.side_by_side,
+                         show_mask=args.show_mask)
+    fields = dict(engines=engines, pipeline=pipeline,
+                  tracker=TrackerConfig(max_faces=args.max_faces), present=view,
+                  stats_json=args.stats_json, progress=not args.no_progress)
     fields.update(overrides)
     return RunConfig(**fields)
 
@@ -229,8 +244,8 @@ def cmd_demo(argv: Sequence[str]) -> int:
 
     with tempfile.TemporaryDirectory(prefix="realtime-unmask-demo-") as tmp:
         clip = render_demo_clip(Path(tmp) / "demo_input.mp4", seconds=args.seconds)
-        config = _run_config(args, source=str(clip), output=args.output, display=False,
-                             side_by_side=True)
+        args.side_by_side = True  # the demo always shows the input beside the result
+        config = _run_config(args, source=str(clip), output=args.output, display=False)
         with StopSignals() as stop:
             run(config, log=_log)
     if stop.signum is not None:
@@ -241,12 +256,9 @@ def cmd_demo(argv: Sequence[str]) -> int:
 
 def cmd_compile(argv: Sequence[str]) -> int:
     args = build_compile_parser().parse_args(argv)
-    from engines import EngineConfig, compile_models
+    from engines import compile_models
 
-    config = EngineConfig(backend=args.backend, crop_size=args.crop, max_batch=args.max_faces,
-                          precision=args.precision, segmenter_checkpoint=args.segmenter,
-                          generator_checkpoint=args.generator, cache_dir=args.cache_dir,
-                          random_weights=args.random_weights)
+    config = _engine_config(args, max_batch=args.max_faces, precision=args.precision)
     report = compile_models(config, log=_log)
     for section in ("onnx-cpu", "onnx-cuda", "tensorrt"):
         for kind, result in report.get(section, {}).items():
@@ -293,13 +305,10 @@ def build_web_parser() -> argparse.ArgumentParser:
 
 def cmd_web(argv: Sequence[str]) -> int:
     args = build_web_parser().parse_args(argv)
-    from engines import EngineConfig
     from realtime.web import WebConfig
     from realtime.web_page import serve
 
-    engines = EngineConfig(crop_size=args.crop, segmenter_checkpoint=args.segmenter,
-                           generator_checkpoint=args.generator, cache_dir=args.cache_dir,
-                           random_weights=args.random_weights)
+    engines = _engine_config(args, backend="auto")  # the Settings tab picks the backend
     serve(WebConfig(host=args.host, port=args.port, share=args.share, backend=args.backend,
                     max_faces=args.max_faces, engines=engines))
     return 0
@@ -351,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(argv[1:]) if command else cmd_run(argv)
     except KeyboardInterrupt as e:  # before the frame loop: nothing was written
         _log("interrupted")
-        return 128 + getattr(e, "signum", signal.SIGINT)
+        return 128 + (e.signum if isinstance(e, StopRequested) else signal.SIGINT)
     except _expected_errors() as e:
         _log(f"realtime-unmask: error: {e}")
         return 1

@@ -68,21 +68,6 @@ def _nonzero_box(alpha_hw: np.ndarray) -> tuple[int, int, int, int] | None:
             min(int(cols[-1]) + 2, s), min(int(rows[-1]) + 2, s))
 
 
-def overlay_mask(frame_bgr: np.ndarray, mask_full_hw: np.ndarray,
-                 color_bgr: tuple[int, int, int] = (60, 220, 60)) -> np.ndarray:
-    """Tints the masked pixels (for ``--show-mask``) and outlines the region."""
-    out = frame_bgr.copy()
-    binary = mask_full_hw > 0.5
-    if not binary.any():
-        return out
-    tint = np.array(color_bgr, dtype=np.float32)
-    out[binary] = (0.55 * out[binary] + 0.45 * tint).astype(np.uint8)
-    contours, _ = cv2.findContours(binary.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(out, contours, -1, color_bgr, 1, cv2.LINE_AA)
-    return out
-
-
 def match_colour(painted_rgb: np.ndarray, mask_hw: np.ndarray, *, ring_px: int = 3,
                  skin_below: float = 0.5, max_shift: float = 30.0) -> np.ndarray:
     """The painted crop with its hole shifted in colour to meet the visible skin: the mean of a
@@ -113,12 +98,4 @@ def telea_inpaint(crops_rgb: np.ndarray, masks_hw: np.ndarray, radius_px: int = 
     out = np.empty_like(crops_rgb)
     for i, (crop, mask) in enumerate(zip(crops_rgb, masks_hw, strict=True)):
         out[i] = cv2.inpaint(crop, (mask > 0.5).astype(np.uint8), radius_px, cv2.INPAINT_TELEA)
-    return out
-
-
-def side_by_side(left_bgr: np.ndarray, right_bgr: np.ndarray) -> np.ndarray:
-    """Input and output next to each other, with a thin divider."""
-    out = np.concatenate([left_bgr, right_bgr], axis=1)
-    w = left_bgr.shape[1]
-    out[:, max(w - 1, 0) : w + 1] = 255
     return out

@@ -59,6 +59,8 @@ class ImageSource(Closing):
             raise SourceError(f"input not found: {path}")
         self.failed = 0
         """Images skipped because they could not be read or decoded."""
+        self.dropped = 0
+        """Always 0: pictures are read one by one as the loop asks, none is thrown away."""
         self._skip_errors = path.is_dir()
         self._first = self._first_readable(path)
         first_bgr = self._first[1]

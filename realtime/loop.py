@@ -9,28 +9,27 @@ stages in order on the main thread.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
-from realtime.composite import side_by_side
-from realtime.covering import CoveringConfig
-from realtime.pipeline import Pipeline, PipelineConfig
-from realtime.smoothing import SmoothingConfig
+from engines.config import EngineConfig
+from realtime.pipeline import Pipeline, PipelineConfig, build_pipeline
+from realtime.present import PresentConfig, present
 from realtime.stats import RunStats
-from realtime.types import Backend, Inpainter, SinkError, StreamInfo
+from realtime.tracking import TrackerConfig
+from realtime.types import Sink, SinkError, Source, StreamInfo
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one ``realtime-unmask`` run needs."""
+    """Everything one ``realtime-unmask`` run needs: where frames come from and go, and the
+    configs of its parts, each checked by its own class (``engines``, ``pipeline`` and
+    ``tracker`` are unused when ``run`` is handed a pipeline already built)."""
 
     source: str | int
     """A camera index, a video or image file, a folder of images, or an rtsp/http(s) URL."""
@@ -43,38 +42,19 @@ class RunConfig:
     names one (``/dev/video10``, ``OBS Virtual Camera``)."""
     display: bool | None = None
     """Show a window; None means: on for cameras, off otherwise."""
-    backend: Backend = "auto"
-    """Which inference backend runs the nets."""
-    max_faces: int = 4
-    """Most faces processed per frame."""
-    crop_size: int = 128
-    """Side of the aligned face crop."""
-    inpainter: Inpainter = "gan"
-    """'gan' (the generator) or 'telea' (OpenCV baseline)."""
-    smoothing_alpha: float | None = 0.5
-    """Weight of the newest frame in the mask average; None turns smoothing (of masks and
-    painted faces) off."""
-    show_mask: bool = False
-    """Tint the painted region."""
-    covering_check: bool = True
-    """Paint only faces judged to wear a covering, and only the covering
-    (``realtime.covering``); False paints whatever the segmenter marks below the eyes."""
-    side_by_side: bool = False
-    """Write the input and the output next to each other."""
-    label: bool = True
-    """Draw a small 'reconstructed' tag on written frames."""
+    engines: EngineConfig = field(default_factory=EngineConfig)
+    """Backend, crop size, batch (``--max-faces``), weights, cache folder and threads."""
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    """What happens to each face: crop size, inpainter, smoothing, covering check."""
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    """How faces are found and followed (``max_faces``)."""
+    present: PresentConfig = field(default_factory=PresentConfig)
+    """What is drawn on the frames: tint, side by side, and the 'reconstructed' tag, which
+    goes on written frames and virtual cameras only (a window shows the picture bare)."""
     save_masks: bool = False
     """With image output: also write full-frame 0/255 masks as masks/<stem>.png."""
     stats_json: str | None = None
     """Write the run's statistics to this JSON file."""
-    segmenter_checkpoint: Path | None = None
-    """Segmenter weights (.safetensors); None uses the bundled ones."""
-    generator_checkpoint: Path | None = None
-    """Generator weights (.safetensors); None uses the bundled ones."""
-    random_weights: bool = False
-    """Use deterministic random weights instead of the bundled ones (speed and shape checks)."""
-    cache_dir: Path | None = None
-    """Where compiled engines are kept; None uses the platform's user cache."""
     progress: bool = True
     """Show a progress bar for files and folders."""
     max_frames: int | None = None
@@ -82,17 +62,10 @@ class RunConfig:
     reconnect: bool | None = None
     """Network inputs: None reconnects live streams and ends finite ones (an HTTP file);
     True reconnects always, False never."""
-    extra_sinks: tuple = field(default=())
+    extra_sinks: tuple[Sink, ...] = field(default=())
     """Already-open sinks to feed as well (used by the web demo and tests)."""
-    threads: int | None = None
-    """CPU threads per inference call; None: the engines' default (1). ``batch`` sets it so
-    that its workers together use the cores once."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_faces <= 16:
-            raise ValueError(f"--max-faces must be between 1 and 16, got {self.max_faces}")
-        if self.crop_size not in (128, 256):
-            raise ValueError(f"--crop must be 128 or 256, got {self.crop_size}")
         if self.save_masks and self.output is None:
             raise ValueError("--save-masks needs --output (a folder for the images and masks)")
         if self.max_frames is not None and self.max_frames < 1:
@@ -101,44 +74,20 @@ class RunConfig:
             raise ValueError(f"--segment-seconds must be > 0, got {self.segment_seconds:g}")
         if self.segment_seconds is not None and self.output is None:
             raise ValueError("--segment-seconds needs --output (a video file)")
-
-
-def build_pipeline(config: RunConfig, log: Callable[[str], None], *,
-                   want_mask: bool = False) -> Pipeline:
-    """Loads the engines and the tracker (slow: seconds on first use, cached after);
-    ``want_mask`` returns full-frame masks even without ``--save-masks`` (``realtime.api``)."""
-    from engines import EngineConfig, load_engines
-    from realtime.tracking import FaceTracker, TrackerConfig
-
-    engines = load_engines(
-        EngineConfig(backend=config.backend, crop_size=config.crop_size,
-                     max_batch=config.max_faces,
-                     segmenter_checkpoint=config.segmenter_checkpoint,
-                     generator_checkpoint=config.generator_checkpoint,
-                     random_weights=config.random_weights, cache_dir=config.cache_dir,
-                     threads=config.threads),
-        log=log,
-    )
-    smoothing = (SmoothingConfig(alpha=config.smoothing_alpha)
-                 if config.smoothing_alpha is not None else None)
-    pipeline_config = PipelineConfig(crop_size=config.crop_size, inpainter=config.inpainter,
-                                     smoothing=smoothing, show_mask=config.show_mask,
-                                     want_mask=config.save_masks or want_mask,
-                                     covering=CoveringConfig() if config.covering_check
-                                     else None)
-    tracker = FaceTracker(TrackerConfig(max_faces=config.max_faces))
-    return Pipeline(pipeline_config, engines=engines, tracker=tracker)
+        if (self.save_masks or self.present.show_mask) and not self.pipeline.want_mask:
+            # Both need the pipeline's full-frame mask; asked for here, once.
+            object.__setattr__(self, "pipeline", replace(self.pipeline, want_mask=True))
 
 
 def run(config: RunConfig, log: Callable[[str], None] = print,
-        pipeline: Pipeline | None = None, source=None) -> dict:
+        pipeline: Pipeline | None = None, source: Source | None = None) -> dict:
     """Processes the whole source; returns the summary that ``--stats-json`` writes.
 
     ``pipeline`` and ``source`` may be passed already built (the web demo keeps one pipeline
     per session; tests and benchmarks feed simulated cameras); otherwise they come from
     ``config``.
     """
-    from realtime.sinks import DisplaySink, draw_label, open_sink
+    from realtime.sinks import DisplaySink, open_sink
     from realtime.sources import open_source
 
     with contextlib.ExitStack() as stack:
@@ -146,7 +95,7 @@ def run(config: RunConfig, log: Callable[[str], None] = print,
             source = open_source(config.source, reconnect=config.reconnect)
         source = stack.enter_context(source)
         info = source.info
-        out_info = _output_info(info, config.side_by_side)
+        out_info = _output_info(info, config.present.side_by_side)
         sinks, written = [], []
         if config.output is not None:
             sink = open_sink(config.output, out_info, save_masks=config.save_masks,
@@ -162,17 +111,18 @@ def run(config: RunConfig, log: Callable[[str], None] = print,
             stack.push(_abort_on_error(window))
             sinks.append(window)
         sinks.extend(config.extra_sinks)
-        if pipeline is None:
-            pipeline = build_pipeline(config, log)
+        if pipeline is None:  # built here, so closed here (its MediaPipe graphs)
+            pipeline = stack.enter_context(build_pipeline(
+                config.pipeline, engines=config.engines, tracker=config.tracker, log=log))
         stats = RunStats()
-        interrupted = _drive(config, source, pipeline, written, sinks, stats, draw_label)
+        interrupted = _drive(config, source, pipeline, written, sinks, stats)
         for sink in (*written, *sinks):
             sink.close()
         stats.finish()
         for sink in written:
-            stats.stage_ms["encode"].extend(getattr(sink, "encode_ms", []))
+            stats.stage_ms["encode"].extend(sink.encode_ms)
     summary = _summary(config, stats, info, pipeline, interrupted, source)
-    files = [str(p) for sink in written for p in getattr(sink, "written", [])]
+    files = [str(p) for sink in written for p in sink.written]
     summary["outputs"] = files if files or config.output is None else [config.output]
     if config.stats_json:
         _write_json(Path(config.stats_json), summary)
@@ -180,35 +130,25 @@ def run(config: RunConfig, log: Callable[[str], None] = print,
     return summary
 
 
-def presented(input_bgr: np.ndarray, out_bgr: np.ndarray, *, side: bool,
-              tag: Callable[[np.ndarray], np.ndarray] | None = None,
-              in_place: bool = False) -> np.ndarray:
-    """The frame as written: the output, or input | output side by side, with ``tag`` drawn on
-    the painted picture (in side-by-side, on its right half, never on the input). ``in_place``
-    lets the tag draw on ``out_bgr`` itself when nothing else needs it untagged."""
-    if tag is not None:
-        out_bgr = tag(out_bgr if in_place and not side else out_bgr.copy())
-    return side_by_side(input_bgr, out_bgr) if side else out_bgr
-
-
-def _drive(config, source, pipeline, written, sinks, stats, draw_label) -> bool:
+def _drive(config: RunConfig, source: Source, pipeline: Pipeline, written: list[Sink],
+           sinks: list[Sink], stats: RunStats) -> bool:
     """The frame loop; returns True if the user stopped it early."""
     progress = _progress_bar(config, source.info)
     images = source.info.kind == "images"
+    bare = replace(config.present, label=False)
     try:
         for frame in source:
             if images:
                 pipeline.reset()  # unrelated pictures share no history
             result = pipeline.process(frame)
             if written:
-                # Copy only when a window still needs the frame without the tag.
-                labelled = presented(frame.bgr, result.out_bgr, side=config.side_by_side,
-                                     tag=draw_label if config.label else None,
-                                     in_place=not sinks)
+                # Drawn on in place only when no window still needs the frame untagged.
+                labelled = present(frame.bgr, result.out_bgr, result.mask_full_hw,
+                                   config.present, in_place=not sinks)
                 for sink in written:
                     sink.write(frame, labelled, result.mask_full_hw)
             if sinks:
-                shown = presented(frame.bgr, result.out_bgr, side=config.side_by_side)
+                shown = present(frame.bgr, result.out_bgr, result.mask_full_hw, bare)
                 for sink in sinks:
                     sink.write(frame, shown, result.mask_full_hw)
             if source.info.live:
@@ -216,7 +156,7 @@ def _drive(config, source, pipeline, written, sinks, stats, draw_label) -> bool:
             stats.add_frame(len(result.faces), frame.timings_ms)
             if progress is not None:
                 progress.update(1)
-            if any(getattr(s, "quit_requested", False) for s in sinks):
+            if any(s.quit_requested for s in sinks):
                 return True
             if config.max_frames is not None and stats.frames >= config.max_frames:
                 return True
@@ -232,16 +172,16 @@ def _output_info(info: StreamInfo, sbs: bool) -> StreamInfo:
     if not sbs:
         return info
     w, h = info.size_wh
-    return dataclasses.replace(info, size_wh=(2 * w, h))
+    return replace(info, size_wh=(2 * w, h))
 
 
-def _open_virtual_camera(device: bool | str, info: StreamInfo):
+def _open_virtual_camera(device: bool | str, info: StreamInfo) -> Sink:
     from realtime.virtualcam import VirtualCameraSink
 
     return VirtualCameraSink(info, device=None if device is True else device)
 
 
-def _abort_on_error(sink):
+def _abort_on_error(sink: Sink) -> Callable[..., bool]:
     """An ExitStack callback that aborts the sink (removing partial output) on any error."""
     def callback(exc_type, exc, tb) -> bool:
         if exc_type is not None:
@@ -258,8 +198,8 @@ def _progress_bar(config: RunConfig, info: StreamInfo):
     return tqdm(total=info.frame_count, unit="frame", dynamic_ncols=True, leave=False)
 
 
-def _summary(config, stats: RunStats, info: StreamInfo, pipeline, interrupted: bool,
-             source) -> dict:
+def _summary(config: RunConfig, stats: RunStats, info: StreamInfo, pipeline: Pipeline,
+             interrupted: bool, source: Source) -> dict:
     summary = stats.summary()
     engines = pipeline.engines
     summary.update({
@@ -268,15 +208,14 @@ def _summary(config, stats: RunStats, info: StreamInfo, pipeline, interrupted: b
         "input_size_wh": list(info.size_wh),
         "input_fps": info.fps,
         "interrupted": interrupted,
-        "backend": getattr(engines, "backend", None),
-        "inpainter": config.inpainter,
-        "crop_size": config.crop_size,
-        "warmup_ms": getattr(engines, "warmup_ms", None),
-        "frames_dropped": getattr(source, "dropped", 0) if info.live else 0,
-        "images_failed": getattr(source, "failed", 0) if info.kind == "images" else 0,
+        "backend": engines.backend,
+        "inpainter": pipeline.config.inpainter,
+        "crop_size": pipeline.config.crop_size,
+        "warmup_ms": engines.warmup_ms,
+        "frames_dropped": source.dropped,
+        "images_failed": source.failed,
+        "device": engines.telemetry(),
     })
-    if engines is not None and hasattr(engines, "telemetry"):
-        summary["device"] = engines.telemetry()
     return summary
 
 

@@ -3,25 +3,27 @@
 Stages are small functions; the only state across frames is the face tracker and the per-track
 smoothers (mask and painted crop) held by ``Pipeline``.
 
-    pipeline = Pipeline(PipelineConfig(), engines=engines, tracker=tracker)
-    result = pipeline.process(frame)          # result.out_bgr, result.mask_full_hw, ...
+    with build_pipeline(PipelineConfig(), engines=EngineConfig(), tracker=TrackerConfig(),
+                        log=print) as pipeline:
+        result = pipeline.process(frame)      # result.out_bgr, result.mask_full_hw, ...
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
 from engines.base import Engine, generator_mask
+from engines.config import EngineConfig, check_crop_size
 from realtime.composite import (
     composite,
     feather,
     match_colour,
-    overlay_mask,
     telea_inpaint,
 )
 from realtime.covering import CoveringConfig, CoveringVotes, below_eyes, plausible_covering
@@ -29,6 +31,9 @@ from realtime.edges import guided_grow
 from realtime.face.align import Alignment, estimate_alignment, reference_points, warp_to_crop
 from realtime.smoothing import MaskSmoothers, SmoothingConfig
 from realtime.types import Closing, Face, Frame, Inpainter
+
+if TYPE_CHECKING:
+    from realtime.tracking import TrackerConfig
 
 
 @dataclass(frozen=True)
@@ -57,14 +62,11 @@ class PipelineConfig:
     coloured like the covering (``realtime.edges``); 0 grows by ``grow_px`` alone."""
     feather_px: int = 3
     """Width, in crop pixels, of the soft edge where painted pixels meet the frame."""
-    show_mask: bool = False
-    """Tint the painted region in the output."""
     want_mask: bool = False
-    """Also return the full-frame mask (for ``--save-masks``)."""
+    """Also return the full-frame mask (for ``--save-masks`` and ``--show-mask``)."""
 
     def __post_init__(self) -> None:
-        if self.crop_size not in (128, 256):
-            raise ValueError(f"crop size must be 128 or 256, got {self.crop_size}")
+        check_crop_size(self.crop_size, "crop size")
         if self.inpainter not in ("gan", "telea"):
             raise ValueError(f"inpainter must be 'gan' or 'telea', got {self.inpainter!r}")
         if not 0 <= self.feather_px <= 32:
@@ -142,12 +144,21 @@ class Tracker(Protocol):
 
 
 class Nets(Protocol):
-    """What the pipeline needs of the loaded models (``engines.Engines``)."""
+    """What the pipeline, and the loop's summary, need of the loaded models
+    (``engines.Engines``)."""
 
     segmenter: Engine
     generator: Engine
     generator_band: bool
     """The generator takes ``engines.base.generator_mask``'s three levels."""
+    backend: str
+    """What runs them, e.g. "onnxruntime-cpu"."""
+    warmup_ms: float
+    """Time their warm-up took at load, kept out of the per-frame statistics."""
+
+    def telemetry(self) -> dict[str, Any]:
+        """The device they run on (GPU or CPU model, memory, cores), for the summary."""
+        ...
 
 
 class Pipeline(Closing):
@@ -209,11 +220,8 @@ class Pipeline(Closing):
         painted_rgb = self._smooth_painted(faces, painted_rgb)
         t = _lap(timings, "inpaint", t)
         alphas_hw = [feather(m, self.config.feather_px) * upper_off for m in masks_hw]
-        want_mask = self.config.want_mask or self.config.show_mask
         out_bgr, mask_full_hw = composite(frame.bgr, painted_rgb, alphas_hw, alignments,
-                                          want_mask=want_mask)
-        if self.config.show_mask and mask_full_hw is not None:
-            out_bgr = overlay_mask(out_bgr, mask_full_hw)
+                                          want_mask=self.config.want_mask)
         _lap(timings, "composite", t)
         return FrameResult(out_bgr, mask_full_hw, faces, covered)
 
@@ -258,6 +266,31 @@ class Pipeline(Closing):
             return painted_rgb
         return np.stack([self.smoothers.smooth_painted(f.track_id, crop_rgb)
                          for f, crop_rgb in zip(faces, painted_rgb, strict=True)])
+
+
+def build_pipeline(config: PipelineConfig, *, engines: EngineConfig | Nets,
+                   tracker: TrackerConfig, log: Callable[[str], None] = print) -> Pipeline:
+    """The pipeline every entry point runs: the command line, the API, batch workers, the web
+    demo, the benchmarks and the evaluation.
+
+    ``engines`` is an ``EngineConfig`` to load them from (slow: seconds on first use, cached
+    after), or engines already loaded, which pipelines may share (the web demo's sessions, a
+    benchmark's variants: the nets hold no per-stream state, the tracker does). Raises
+    ValueError when the configs disagree on the crop size or the batch.
+    """
+    from realtime.tracking import FaceTracker
+
+    if isinstance(engines, EngineConfig):
+        if engines.crop_size != config.crop_size:
+            raise ValueError(f"the pipeline's crop size ({config.crop_size}) must be the "
+                             f"engines' ({engines.crop_size})")
+        if tracker.max_faces > engines.max_batch:
+            raise ValueError(f"--max-faces {tracker.max_faces} is more than the engines' "
+                             f"largest batch ({engines.max_batch})")
+        from engines import load_engines
+
+        engines = load_engines(engines, log=log)
+    return Pipeline(config, engines=engines, tracker=FaceTracker(tracker))
 
 
 def _lap(timings_ms: dict[str, float], stage: str, t_start: float) -> float:

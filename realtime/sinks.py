@@ -22,14 +22,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
 # Re-exported: callers import every sink from here.
 from realtime.image_io import IMAGE_EXTENSIONS, PROVENANCE, ImageSink, SingleImageSink
-from realtime.types import Frame, SinkContext, SinkError, StreamInfo
+from realtime.present import draw_status
+from realtime.types import Frame, Sink, SinkContext, SinkError, StreamInfo
 from realtime.video_writer import VIDEO_EXTENSIONS, VideoFileSink
 
 __all__ = [
@@ -40,28 +40,12 @@ __all__ = [
     "SingleImageSink",
     "Sink",
     "VideoFileSink",
-    "draw_label",
     "open_sink",
 ]
 
 log = logging.getLogger(__name__)
 
 _NO_DISPLAY = "cannot open a window (no display); use --no-display"
-
-
-@runtime_checkable
-class Sink(Protocol):
-    """Anything the loop can hand processed frames to."""
-
-    def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None) -> None: ...
-
-    def close(self) -> None: ...
-
-    def abort(self) -> None: ...
-
-    def __enter__(self) -> Sink: ...
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None: ...
 
 
 class DisplaySink(SinkContext):
@@ -89,12 +73,9 @@ class DisplaySink(SinkContext):
             self._fps_ema = fps if self._fps_ema is None else 0.9 * self._fps_ema + 0.1 * fps
         self._last_s = now_s
         latency_ms = (now_s - frame.t_capture) * 1000.0
-        shown_bgr = out_bgr.copy()  # the overlay is for the window only, not for the outputs
-        text = f"{self._fps_ema or 0.0:.1f} fps  {latency_ms:.0f} ms latency"
-        scale = max(0.4, shown_bgr.shape[0] / 720)
-        for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-            org = (10, round(25 * scale))
-            cv2.putText(shown_bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness)
+        # The status line is for the window only, not for the outputs: drawn on a copy.
+        shown_bgr = draw_status(out_bgr.copy(), f"{self._fps_ema or 0.0:.1f} fps  "
+                                                f"{latency_ms:.0f} ms latency")
         cv2.imshow(self.title, shown_bgr)
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             self.quit_requested = True
@@ -107,35 +88,6 @@ class DisplaySink(SinkContext):
 
     def abort(self) -> None:
         self.close()
-
-
-def draw_label(frame_bgr: np.ndarray, text: str = "reconstructed") -> np.ndarray:
-    """Draws a small translucent tag in the bottom-left corner, in place, and returns the frame.
-
-    The text is about 3% of the frame height (legible from 360p to 4K), at least 8 px where
-    the frame allows, and shrinks to fit narrow frames.
-    """
-    height, width = frame_bgr.shape[:2]
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    margin = max(1, round(min(height, width) * 0.02))
-    (unit_w, unit_h), _ = cv2.getTextSize(text, font, 1.0, 1)
-    # 8 px is the smallest readable Hershey text; a fifth of the height keeps it a tag.
-    text_h_px = min(max(height * 0.03, 8.0), height * 0.2)
-    scale = min(text_h_px / unit_h, (width * 0.9 - 2 * margin) / unit_w)
-    if scale <= 0:
-        return frame_bgr  # narrower than its margins (1 or 2 px): no room for any tag
-    thickness = max(1, round(scale * 1.2))
-    (text_w, text_h), baseline = cv2.getTextSize(text, font, scale, thickness)
-    pad = max(1, text_h // 3)
-    x0, y1 = margin, height - margin
-    x1, y0 = min(width, x0 + text_w + 2 * pad), max(0, y1 - text_h - baseline - 2 * pad)
-    box = frame_bgr[y0:y1, x0:x1]
-    if box.size == 0:
-        return frame_bgr  # too low for a tag; convertScaleAbs would return None
-    box[:] = cv2.convertScaleAbs(box, alpha=0.45)  # darkened, not hidden: translucent
-    origin = (x0 + pad, y1 - pad - baseline)
-    cv2.putText(frame_bgr, text, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return frame_bgr
 
 
 def open_sink(output: str | None, info: StreamInfo, *, save_masks: bool,

@@ -55,6 +55,15 @@ class SmoothingConfig:
             raise ValueError(f"jump_fraction must be positive, got {self.jump_fraction}")
 
 
+def smoothing_for(alpha: float) -> SmoothingConfig | None:
+    """The smoothing that ``--smoothing ALPHA`` and the web page's slider ask for: ``alpha``
+    in (0, 1] weighs the newest mask, and 1 turns all smoothing (masks and painted faces) off
+    rather than leaving hysteresis alone, so that "1" means "each frame on its own"."""
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"--smoothing must be in (0, 1], got {alpha}")
+    return None if alpha >= 1.0 else SmoothingConfig(alpha=alpha)
+
+
 class MaskSmoother:
     """Moving averages of one track's mask (plus hysteresis) and painted crop."""
 

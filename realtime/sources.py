@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import av
 import cv2
@@ -31,7 +31,7 @@ import numpy as np
 from realtime.capture import DEFAULT_FPS, LiveSource, ThreadedSource, video_fps
 from realtime.image_io import IMAGE_EXTENSIONS, ImageSource
 from realtime.network import StreamSource, connect, is_finite
-from realtime.types import Frame, SourceError, StreamInfo
+from realtime.types import Frame, Source, SourceError, StreamInfo
 
 __all__ = [
     "IMAGE_EXTENSIONS", "NETWORK_SCHEMES", "CameraSource", "ImageSource", "LiveSource",
@@ -44,21 +44,6 @@ NETWORK_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://")
 _UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -90: cv2.ROTATE_90_CLOCKWISE,
             180: cv2.ROTATE_180, -180: cv2.ROTATE_180}
 _NETWORK_TIMEOUT_S = 10.0  # to open, and for each read: a stalled server fails, not hangs
-
-
-@runtime_checkable
-class Source(Protocol):
-    """Anything the loop can read frames from."""
-
-    info: StreamInfo
-
-    def __iter__(self) -> Iterator[Frame]: ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> Source: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
 
 
 def open_source(

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 from mediapipe.python.solutions.face_detection import FaceDetection
 
+from engines.config import check_max_faces
 from realtime.detection import Detection, detect, greedy_match, iou_matrix, unmatched
 from realtime.face.flow import FlowPatch, flow_patch, propagate_landmarks
 from realtime.face.landmarks import (
@@ -57,7 +58,7 @@ class TrackerConfig:
     """How faces are detected, refined with the face mesh and followed across frames."""
 
     max_faces: int = 4
-    """Most faces returned per frame (highest detector scores first), 1..16."""
+    """Most faces returned per frame (highest detector scores first), 1..16 (``MAX_FACES``)."""
     min_confidence: float = 0.5
     """Detector score below which a detection is ignored, 0.05..0.95."""
     hold_frames: int = 3
@@ -103,7 +104,7 @@ class TrackerConfig:
     report; a faster zoom is more likely a flow failure, so the mesh runs instead."""
 
     def __post_init__(self) -> None:
-        _check_between("max_faces", self.max_faces, 1, 16)
+        check_max_faces(self.max_faces, "max_faces")
         _check_between("min_confidence", self.min_confidence, 0.05, 0.95)
         _check_between("hold_frames", self.hold_frames, 0, 30)
         _check_between("mesh_crop_px", self.mesh_crop_px, 64, 512)

@@ -7,8 +7,10 @@ Every array name carries its layout: ``frame_bgr`` is H x W x 3 uint8 in OpenCV'
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Self
+from pathlib import Path
+from typing import Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -47,7 +49,13 @@ class Closing:
 
 
 class SinkContext:
-    """Closes on success and aborts on an exception, for every sink."""
+    """Closes on success and aborts on an exception, for every sink; a sink that writes no
+    file, times no encoder or has no viewer to stop it keeps the defaults of ``Sink``'s
+    attributes."""
+
+    quit_requested: bool = False
+    encode_ms: Sequence[float] = ()
+    written: Sequence[Path] = ()
 
     def close(self) -> None:
         raise NotImplementedError
@@ -64,6 +72,50 @@ class SinkContext:
         else:
             self.abort()
 
+
+@runtime_checkable
+class Sink(Protocol):
+    """Anything the loop hands processed frames to: files, windows, virtual cameras, progress
+    counters (``SinkContext`` gives the attributes' defaults)."""
+
+    quit_requested: bool
+    """True once its viewer asked to stop (a window's q or Esc, a batch job's stop): the loop
+    ends there and finishes what it wrote."""
+    encode_ms: Sequence[float]
+    """Milliseconds each frame took to encode and write (the summary's ``encode`` stage)."""
+    written: Sequence[Path]
+    """The files it finished, where it names them itself (a video, or each of its segments);
+    empty for pictures and viewers, and the run then reports the output it was asked for."""
+
+    def write(self, frame: Frame, out_bgr: np.ndarray, mask_full_hw: np.ndarray | None
+              ) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def __enter__(self) -> Sink: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None: ...
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Anything the loop reads frames from: files, cameras, streams, pictures."""
+
+    info: StreamInfo
+    dropped: int
+    """Frames a live source threw away while the loop was busy (files and pictures: 0)."""
+    failed: int
+    """Pictures of a folder skipped as unreadable (everything else: 0)."""
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Source: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 @dataclass

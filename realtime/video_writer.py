@@ -77,13 +77,13 @@ class VideoFileSink(SinkContext):
         self._part_end: Fraction | None = None
         self._audio: AudioTrack | None = None
         self._part: RecordingFile | None = None
+        self._publisher: threading.Thread | None = None  # set before _discard can run
         try:
             self._audio = AudioTrack.open(info.audio_path, self.path.suffix)
             self._part = self._new_part(0)
         except BaseException:
             self._discard()
             raise
-        self._publisher: threading.Thread | None = None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
         self._aborting = False
@@ -276,8 +276,7 @@ class VideoFileSink(SinkContext):
         if self._part is not None:
             self._part.discard()
             self._part = None
-        if getattr(self, "_publisher", None) is not None:
-            self._join_publisher()  # a finished segment being remuxed: let it finish
+        self._join_publisher()  # a finished segment being remuxed: let it finish
         if self._audio is not None:
             self._audio.close()
             self._audio = None

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import cv2
 import gradio as gr
@@ -33,10 +33,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from engines import EngineConfig
-from realtime.pipeline import Pipeline, PipelineConfig
-from realtime.sinks import VIDEO_EXTENSIONS, SingleImageSink, draw_label
-from realtime.smoothing import SmoothingConfig
-from realtime.types import Backend, Frame, UnmaskError
+from engines.config import check_backend, check_max_faces
+from realtime.pipeline import Pipeline, PipelineConfig, build_pipeline
+from realtime.present import PresentConfig, present
+from realtime.sinks import VIDEO_EXTENSIONS, SingleImageSink
+from realtime.smoothing import smoothing_for
+from realtime.types import Backend, Frame, SinkContext, UnmaskError
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +102,18 @@ class Settings:
     """Tag results 'reconstructed'."""
 
     def __post_init__(self) -> None:
-        if self.backend not in get_args(Backend):
-            raise ValueError(f"--backend must be one of {get_args(Backend)}, got {self.backend!r}")
-        if not 1 <= self.max_faces <= 16:
-            raise ValueError(f"--max-faces must be between 1 and 16, got {self.max_faces}")
-        if not 0 < self.smoothing <= 1:
-            raise ValueError(f"smoothing must be in (0, 1], got {self.smoothing}")
+        check_backend(self.backend)
+        check_max_faces(self.max_faces)
+        smoothing_for(self.smoothing)
+
+    def pipeline_config(self, crop_size: int) -> PipelineConfig:
+        """The pipeline these settings ask for (full-frame masks where the tint needs them)."""
+        return PipelineConfig(crop_size=crop_size, smoothing=smoothing_for(self.smoothing),
+                              want_mask=self.show_mask)
+
+    def view(self) -> PresentConfig:
+        """What is drawn on the results (``realtime.present``)."""
+        return PresentConfig(label=self.label, show_mask=self.show_mask)
 
     @classmethod
     def from_page(cls, backend: str, max_faces: float, show_mask: bool, smoothing: float,
@@ -183,13 +191,11 @@ class WebApp:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _build_pipeline(self, settings: Settings) -> Pipeline:
-        from realtime.tracking import FaceTracker, TrackerConfig
+        from realtime.tracking import TrackerConfig
 
-        smoothing = SmoothingConfig(alpha=settings.smoothing) if settings.smoothing < 1 else None
-        config = PipelineConfig(crop_size=self.config.engines.crop_size, smoothing=smoothing,
-                                show_mask=settings.show_mask)
-        tracker = FaceTracker(TrackerConfig(max_faces=settings.max_faces))
-        return Pipeline(config, engines=self._shared_engines(settings), tracker=tracker)
+        return build_pipeline(settings.pipeline_config(self.config.engines.crop_size),
+                              engines=self._shared_engines(settings),
+                              tracker=TrackerConfig(max_faces=settings.max_faces))
 
     def _shared_engines(self, settings: Settings) -> Any:
         from engines import load_engines
@@ -214,13 +220,13 @@ class WebApp:
         with _friendly_errors((session.root, "(server)")):
             image_bgr = self._read_picture(self._uploaded(upload))
             pipeline = session.pipeline("image", settings)
-            out_bgr = _unmask_picture(pipeline, image_bgr)
-            if out_bgr is None:
+            unmasked = _unmask_picture(pipeline, image_bgr)
+            if unmasked is None:
                 raise _user_error("No face found in this picture. Try one where the face is "
                                   "larger, frontal and well lit.")
             folder = session.request_dir("image")
             out_path, before_path = folder / "unmasked.png", folder / "input.jpg"
-            labelled_bgr = draw_label(out_bgr.copy()) if settings.label else out_bgr
+            labelled_bgr = present(image_bgr, *unmasked, settings.view())
             with SingleImageSink(out_path) as sink:
                 sink.write(Frame(0, time.perf_counter(), image_bgr), labelled_bgr, None)
             # Upright (EXIF applied), so both sides of the slider line up with the result.
@@ -278,9 +284,7 @@ class WebApp:
                 pipeline.reset()
                 config = RunConfig(
                     source=str(path), output=str(out_path), display=False,
-                    backend=settings.backend, max_faces=settings.max_faces,
-                    smoothing_alpha=settings.smoothing, show_mask=settings.show_mask,
-                    label=settings.label, progress=False,
+                    present=settings.view(), progress=False,
                     max_frames=math.ceil(self.config.max_video_s * fps) + 1,  # length unknown
                     extra_sinks=(_ProgressSink(progress, frames or None),))
                 if progress is not None:
@@ -304,7 +308,7 @@ class WebApp:
             pipeline = session.pipeline("webcam", settings)
             frame = Frame(0, time.perf_counter(), cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
             result = pipeline.process(frame)
-        out_bgr = draw_label(result.out_bgr.copy()) if settings.label else result.out_bgr
+        out_bgr = present(frame.bgr, result.out_bgr, result.mask_full_hw, settings.view())
         busy_ms = (time.perf_counter() - frame.t_capture) * 1000.0
         faces = len(result.faces)
         speed = (f"{session.tick():.1f} FPS · {busy_ms:.0f} ms per frame · "
@@ -321,7 +325,7 @@ def progress_line(done: int, total: int | None, elapsed_s: float) -> str:
     return line
 
 
-class _ProgressSink:
+class _ProgressSink(SinkContext):
     """Feeds the page's progress bar from inside ``run`` (given as one of its extra sinks)."""
 
     def __init__(self, progress: Callable[..., Any] | None, total: int | None) -> None:
@@ -339,8 +343,10 @@ class _ProgressSink:
     def abort(self) -> None: ...
 
 
-def _unmask_picture(pipeline: Pipeline, image_bgr: np.ndarray) -> np.ndarray | None:
-    """The unmasked picture, or None without a face; tight crops are padded, then cut back."""
+def _unmask_picture(pipeline: Pipeline, image_bgr: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The unmasked picture and its full-frame mask (None unless the pipeline makes masks), or
+    None without a face; tight crops are padded, then cut back."""
     height, width = image_bgr.shape[:2]
     for fraction in PAD_FRACTIONS:
         pad = round(fraction * max(height, width))
@@ -348,7 +354,10 @@ def _unmask_picture(pipeline: Pipeline, image_bgr: np.ndarray) -> np.ndarray | N
         pipeline.reset()  # unrelated pictures, and each retry, share no history
         result = pipeline.process(Frame(0, time.perf_counter(), padded_bgr))
         if result.faces:
-            return np.ascontiguousarray(result.out_bgr[pad:pad + height, pad:pad + width])
+            inside = np.s_[pad:pad + height, pad:pad + width]
+            mask = result.mask_full_hw
+            return (np.ascontiguousarray(result.out_bgr[inside]),
+                    None if mask is None else np.ascontiguousarray(mask[inside]))
     return None
 
 

@@ -39,7 +39,7 @@ def contact_sheet(paths: list[Path], pipeline, *, columns: int = 4,
                   ) -> tuple[np.ndarray, int, int]:
     """Rows of (photo | mask | result) triplets; returns the sheet, how many photos had a face
     and on how many a face was judged to wear a covering (and so was painted)."""
-    from realtime.composite import overlay_mask
+    from realtime.present import overlay_mask
     from realtime.types import Frame
 
     tiles, found, covered = [], 0, 0
@@ -71,15 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segmenter", type=Path, help="default: the bundled weights")
     parser.add_argument("--generator", type=Path, help="default: the bundled weights")
     args = parser.parse_args(argv)
-    from realtime.loop import RunConfig, build_pipeline
+    from engines import EngineConfig
+    from realtime.pipeline import PipelineConfig, build_pipeline
+    from realtime.tracking import TrackerConfig
 
     paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".png", ".jpg"})
     step = max(1, len(paths) // args.count)
     paths = paths[::step][: args.count]
-    config = RunConfig(source=str(args.images), output="unused", save_masks=True,
-                       segmenter_checkpoint=args.segmenter, generator_checkpoint=args.generator,
-                       label=False, smoothing_alpha=None)
-    sheet, found, covered = contact_sheet(paths, build_pipeline(config, log=print))
+    engines = EngineConfig(segmenter_checkpoint=args.segmenter,
+                           generator_checkpoint=args.generator)
+    # Unrelated photos: no smoothing; masks for the tinted middle tile.
+    with build_pipeline(PipelineConfig(smoothing=None, want_mask=True), engines=engines,
+                        tracker=TrackerConfig(), log=print) as pipeline:
+        sheet, found, covered = contact_sheet(paths, pipeline)
     cv2.imwrite(str(args.out), sheet)
     print(f"{args.out}: {len(paths)} photos, a face found in {found}, judged masked (painted) "
           f"in {covered}")

@@ -61,8 +61,8 @@ def video_section(videos: Path, *, segmenter: Path | None, generator: Path | Non
                   cache_dir: Path | None = None, frames: int | None = None) -> list[dict]:
     """One row per clip run: the unmasked clip at scales 1 and 0.5, then the masked clip."""
     from engines import EngineConfig, load_engines
-    from realtime.pipeline import Pipeline, PipelineConfig
-    from realtime.tracking import FaceTracker, TrackerConfig
+    from realtime.pipeline import PipelineConfig, build_pipeline
+    from realtime.tracking import TrackerConfig
 
     for name in (UNMASKED_CLIP, MASKED_CLIP):
         if not (videos / name).is_file():
@@ -73,8 +73,9 @@ def video_section(videos: Path, *, segmenter: Path | None, generator: Path | Non
     rows = []
     for clip, scale, masked in ((UNMASKED_CLIP, 1.0, False), (UNMASKED_CLIP, 0.5, False),
                                 (MASKED_CLIP, 1.0, True)):
-        with FaceTracker(TrackerConfig(max_faces=4)) as tracker:
-            pipeline = Pipeline(PipelineConfig(want_mask=True), engines=engines, tracker=tracker)
+        # Loaded once, shared: each clip gets a fresh tracker and fresh smoothing only.
+        with build_pipeline(PipelineConfig(want_mask=True), engines=engines,
+                            tracker=TrackerConfig(max_faces=4)) as pipeline:
             row = unmasked_clip_marks(pipeline, videos / clip, scale=scale, frames=frames)
         rows.append({"clip": clip, "masked": masked, **row})
     return rows

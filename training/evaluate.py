@@ -10,8 +10,8 @@ on held-out UTKFace faces, and the seed paper's black-rectangle setting, on fixe
 
 Writes ``out/eval.md`` (tables, with a header that explains each metric) and ``out/eval.json``
 (everything). "Hole" metrics are over the true mask's pixels (or its box) for every method,
-so rows compare the same pixels. The metrics live in ``training.eval_metrics``, the tables in
-``training.eval_report``.
+so rows compare the same pixels. The metrics live in ``training.eval_metrics``, the inputs in
+``training.eval_inputs``, the tables in ``training.eval_report``.
 """
 
 from __future__ import annotations
@@ -21,39 +21,14 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from training.eval_metrics import (
-    Scorers,
-    batches,
-    fixed_batches,
-    generate,
-    generator_occlusions,
-    image_metrics,
-    mask_iou,
-    method_outputs,
-    negative_crop,
-    paper_sample,
-    product_masks,
-    score_outputs,
-    segment_batch,
-    segmenter_templates,
-)
-from training.eval_report import (
-    MASKED,
-    PAPER_BANDS,
-    Clock,
-    Tally,
-    band_of,
-    group_of,
-    group_spread,
-    markdown,
-    paper_band,
-)
+from training.eval_metrics import Scorers, generate, image_metrics
+from training.eval_report import Clock, markdown
+from training.eval_sections import sections
 
 __all__ = ["EvalConfig", "generate", "image_metrics", "main", "run"]  # trainer and benchmarks
 
@@ -193,72 +168,6 @@ def _metric_net(what: str, skip: bool, flag: str, load: Callable[[], object], no
 
 
 # ---------------------------------------------------------------------------------------------
-# Sections
-
-
-def evaluate_generators(faces, occluders, scorers: Scorers, config: EvalConfig, name: str,
-                        *, by_group: bool = False) -> dict:
-    """Every method on one validation set, by occlusion kind and ratio band; ``by_group``: the
-    generator alone, on template occlusions, by UTKFace group (and the groups' spread)."""
-    occlusion, wanted = generator_occlusions(config.mix), None
-    if by_group:
-        occlusion = replace(occlusion, template_p=1.0, rectangle_p=0.0, freeform_p=0.0)
-        wanted = {"generator (true mask)", "generator (segmenter mask)"}
-    tally = Tally()
-    for ks, batch in fixed_batches(faces, occluders, occlusion, config, name):
-        ratios = batch["mask"].flatten(1).mean(1).tolist()
-        groups = ([group_of(faces.names[k]) for k in ks] if by_group else
-                  [(kind, band_of(r)) for kind, r in zip(batch["kinds"], ratios, strict=True)])
-        product = segment_batch(batch, scorers, tally, groups)
-        score_outputs(method_outputs(batch, scorers, product, wanted), batch, scorers, tally,
-                      groups)
-    result = {"faces": len(faces), "results": tally.summary()}
-    return result | (group_spread(result["results"]) if by_group else {})
-
-
-def evaluate_paper(faces, scorers: Scorers, config: EvalConfig) -> dict:
-    """Black rectangles only, half per band, true masks: PSNR over the crop as the paper."""
-    from training.data import OcclusionDataset
-
-    wanted = {MASKED, "telea (true mask)"} | {f"{g} (true mask)" for g in scorers.generators}
-    tally = Tally()
-    make = lambda ks: OcclusionDataset.collate([  # noqa: E731
-        paper_sample(faces, k, scorers.crop, config.seed) for k in ks])
-    for _, batch in batches(config.rectangles, make, config, "paper rectangles"):
-        groups = [paper_band(float(r)) for r in batch["mask"].flatten(1).mean(1)]
-        score_outputs(method_outputs(batch, scorers, None, wanted), batch, scorers,
-                      tally, groups, perceptual=False)
-    return {"faces": config.rectangles, "results": tally.summary(),
-            "paper_psnr_db": {f"{lo:.0%}-{hi:.0%}": db for lo, hi, db in PAPER_BANDS}}
-
-
-def evaluate_segmenter(faces, occluders, scorers: Scorers, config: EvalConfig,
-                       name: str) -> dict:
-    """IoU and missed coverings on the segmenter's templates (no damage, no distractors), and
-    marked shares on the same faces bare, with overlays and with distractors."""
-    tally = Tally()
-    for ks, batch in fixed_batches(faces, occluders, segmenter_templates(), config,
-                                   f"segmenter {name}"):
-        logits = scorers.segmenter(batch["masked"])
-        painted, covered, _ = product_masks(logits)
-        tally.add("template", ["all"] * len(ks), {
-            "iou": mask_iou(logits > 0, batch["mask"]),
-            "iou_painted": mask_iou(painted > 0.5, batch["mask"]),
-            "missed": (~covered).float()})
-        for condition in ("clean", "overlays", "distractors"):
-            crops = np.stack([negative_crop(faces, k, condition, config.seed) for k in ks])
-            x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
-            logits = scorers.segmenter(x)
-            painted = product_masks(logits).painted
-            raw, kept = (logits > 0).flatten(1).float().mean(1), painted.flatten(1).mean(1)
-            tally.add(condition, ["all"] * len(ks), {
-                "marked": raw, "over_1pct": (raw > 0.01).float(),
-                "marked_painted": kept, "over_1pct_painted": (kept > 0.01).float()})
-    return {"faces": len(faces),
-            "results": {c: cells["all"] for c, cells in tally.summary().items()}}
-
-
-# ---------------------------------------------------------------------------------------------
 # Faces, the run, the command line
 
 
@@ -290,30 +199,6 @@ def load_face_sets(config: EvalConfig, crop: int) -> tuple[dict, object | None]:
         groups = split_faces(load_face_folder(groups, crop, config.cache,
                                               progress=config.progress))[1]
     return sets, groups
-
-
-def sections(config: EvalConfig, scorers: Scorers, sets: dict, utk, occluders,
-             clock: Clock) -> dict:
-    """The segmenter and generator on each set, the groups, the paper's setting."""
-    parts: dict = {"segmenter": {}, "generator": {}, "groups": None, "paper": None}
-    for name, faces in sets.items():
-        faces = faces.subset(np.arange(min(config.limit, len(faces))))
-        parts["segmenter"][name] = evaluate_segmenter(faces, occluders, scorers, config, name)
-        clock.lap("segmenter")
-        parts["generator"][name] = evaluate_generators(faces, occluders, scorers, config, name)
-        clock.lap("generator")
-    if utk is not None and len(utk) > 0:
-        parts["groups"] = {"set": config.groups_folder, **evaluate_generators(
-            utk, occluders, scorers, config, "groups", by_group=True)}
-        clock.lap("groups")
-    else:
-        scorers.notes.append(f"No held-out faces in a --data folder named "
-                             f"{config.groups_folder}: no per-group table.")
-    if config.rectangles:
-        paper_set = next(iter(sets))
-        parts["paper"] = {"set": paper_set, **evaluate_paper(sets[paper_set], scorers, config)}
-        clock.lap("paper")
-    return parts
 
 
 def run(config: EvalConfig, log: Log | None = None) -> dict:

@@ -54,16 +54,14 @@ from training.common import (
     load_train_state,
     run_meta,
     run_trainer,
-    save_grid,
     save_train_state,
     setup_torch,
     warm_start,
 )
-from training.data import OcclusionDataset
 from training.discriminator import build_discriminator
-from training.eval_metrics import lpips_hole
-from training.evaluate import generate, image_metrics
-from training.identity_loss import TorchArcFace, embed, identity_loss
+from training.evaluate import generate
+from training.identity_loss import TorchArcFace, identity_loss
+from training.inpainter_validation import selection_score, validate
 from training.losses import reconstruction_loss
 from training.vgg import default_weights_path, load_vgg, perceptual_loss
 
@@ -139,54 +137,6 @@ def lower_face(x: torch.Tensor, size: int = 64) -> torch.Tensor:
     s = x.shape[-1]
     x0, y0, x1, y1 = (round(f * s) for f in LOWER_FACE)
     return F.interpolate(x[..., y0:y1, x0:x1], size=(size, size), mode="area")
-
-
-@torch.no_grad()
-def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfig,
-             lpips: torch.nn.Module | None, grid_path: Path | None = None,
-             arcface: torch.nn.Module | None = None) -> dict:
-    """Reconstruction loss, PSNR/SSIM over the crop and inside the mask, LPIPS in the mask's
-    box and the ArcFace cosine to the clean face (when those nets are given), on fixed
-    samples."""
-    gen.eval()
-    sums: dict[str, float] = {}
-    for start in range(0, len(val), config.batch_size):
-        ks = range(start, min(start + config.batch_size, len(val)))
-        batch = val.collate([val.sample(k) for k in ks])
-        channel, source = generator_inputs(batch, config.band,
-                                           np.random.default_rng([config.seed, 3, start]))
-        out = generate(gen, source, channel)
-        values = image_metrics((out + 1) / 2, (batch["clean"] + 1) / 2, batch["mask"])
-        values["rec"] = reconstruction_loss(out, batch["clean"], batch["valid"]).expand(len(ks))
-        if lpips is not None:
-            values["lpips_hole"] = lpips_hole(lpips, [out], batch["clean"], batch["mask"])[0]
-        if arcface is not None:
-            values["arcface"] = (embed(arcface, out) * embed(arcface, batch["clean"])).sum(1)
-        for name, v in values.items():
-            sums[name] = sums.get(name, 0.0) + float(v.sum())
-        if start == 0 and grid_path is not None:
-            save_grid(grid_path, [batch["masked"], channel, out, batch["clean"]])
-    gen.train()
-    return {f"val_{k}": v / len(val) for k, v in sums.items() if not k.startswith("mse")}
-
-
-IDENTITY_SELECT = 0.25
-"""With the identity loss on, the best checkpoint minimises LPIPS + this x (1 - ArcFace
-cosine): 0.01 of cosine is worth 0.0025 of LPIPS, about the step-to-step noise of either on
-128 validation faces."""
-
-
-def selection_score(metrics: dict, config: InpainterConfig) -> tuple[str, float]:
-    """(criterion, score; lower is better) by which the best checkpoint is chosen: validation
-    LPIPS in the hole's box (minus hole PSNR without VGG16), plus the identity term when the
-    run trains with ``--identity-weight``."""
-    if "val_lpips_hole" in metrics:
-        kind, score = "lpips", metrics["val_lpips_hole"]
-    else:
-        kind, score = "psnr", -metrics.get("val_psnr_mask", 0.0)
-    if config.identity_weight > 0 and "val_arcface" in metrics:
-        kind, score = kind + "+arcface", score + IDENTITY_SELECT * (1 - metrics["val_arcface"])
-    return kind, score
 
 
 def load_arcface(config: InpainterConfig) -> torch.nn.Module | None:

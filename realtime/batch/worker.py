@@ -42,7 +42,7 @@ class InputStopped(Exception):
 def limit_threads(threads: int) -> None:
     """Keep this process's numeric libraries to ``threads`` threads.
 
-    ONNX Runtime gets the number through ``RunConfig.threads``; OpenMP/BLAS read their
+    ONNX Runtime gets the number through ``EngineConfig.threads``; OpenMP/BLAS read their
     variables when first loaded, which in a fresh worker process is after this call.
     """
     for name in _THREAD_VARIABLES:
@@ -58,12 +58,14 @@ class Worker:
     def __init__(self, run_config: RunConfig, *, threads: int,
                  log: Callable[[str], None] | None = None) -> None:
         limit_threads(threads)
-        from realtime.loop import build_pipeline
+        from realtime.pipeline import build_pipeline
 
         lines: list[str] = []
-        self.config = dataclasses.replace(run_config, threads=threads, progress=False,
+        engines = dataclasses.replace(run_config.engines, threads=threads)
+        self.config = dataclasses.replace(run_config, engines=engines, progress=False,
                                           display=False, stats_json=None, extra_sinks=())
-        self.pipeline = build_pipeline(self.config, log or lines.append)
+        self.pipeline = build_pipeline(self.config.pipeline, engines=engines,
+                                       tracker=self.config.tracker, log=log or lines.append)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.engines_line = next((ln for ln in lines if ln.startswith("engines:")),
                                  f"engines: {self.pipeline.engines.backend}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,18 +23,30 @@ def white_generator(batch: np.ndarray) -> np.ndarray:
     return rgb * (1 - mask) + 1.0 * mask
 
 
+@dataclass
+class StandinEngines:
+    """What ``engines.load_engines`` returns (``realtime.pipeline.Nets``), with stand-in nets."""
+
+    segmenter: Callable[[np.ndarray], np.ndarray]
+    generator: Callable[[np.ndarray], np.ndarray]
+    generator_band: bool = False
+    backend: str = "standin"
+    warmup_ms: float = 0.0
+
+    def telemetry(self) -> dict[str, Any]:
+        return {"backend": self.backend}
+
+
 def standin_engines(segmenter=lower_half_segmenter, generator=white_generator, *,
-                    generator_band: bool = False) -> SimpleNamespace:
-    """What ``engines.load_engines`` returns, with stand-in nets."""
-    return SimpleNamespace(segmenter=segmenter, generator=generator,
-                           generator_band=generator_band)
+                    generator_band: bool = False) -> StandinEngines:
+    """Stand-in nets with known outputs behind the engines' interface."""
+    return StandinEngines(segmenter, generator, generator_band)
 
 
 def tracked_pipeline():
     """The real pipeline and face tracker (MediaPipe) with the stand-in nets: for tests of
     the loop around it, without exporting random weights to ONNX (a minute on a busy CPU)."""
-    from realtime.pipeline import Pipeline, PipelineConfig
-    from realtime.tracking import FaceTracker, TrackerConfig
+    from realtime.pipeline import PipelineConfig, build_pipeline
+    from realtime.tracking import TrackerConfig
 
-    return Pipeline(PipelineConfig(), engines=standin_engines(),
-                    tracker=FaceTracker(TrackerConfig()))
+    return build_pipeline(PipelineConfig(), engines=standin_engines(), tracker=TrackerConfig())

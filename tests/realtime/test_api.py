@@ -121,7 +121,7 @@ def test_bad_frames_say_what_is_expected(unmasker: Unmasker, bad: object) -> Non
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"max_faces": 0}, "max_faces must be an integer between 1 and 16, got 0"),
+    ({"max_faces": 0}, "max_faces must be between 1 and 16, got 0"),
     ({"max_faces": 17}, "got 17"),
     ({"backend": "cuda"}, "backend must be one of auto, tensorrt, onnx, torch, got 'cuda'"),
     ({"crop_size": 64}, "crop_size must be 128 or 256, got 64"),

@@ -23,6 +23,7 @@ import av
 import pytest
 from batch_faults import dies_on_some_inputs
 
+from engines import EngineConfig
 from realtime.batch.job import BatchConfig, run_batch
 from realtime.batch.manifest import MANIFEST_NAME
 from realtime.loop import RunConfig
@@ -149,7 +150,8 @@ def test_a_killed_worker_is_replaced_and_its_input_retried_once(clips, engine_ca
         shutil.copy(clip, inputs / f"{prefix}{Path(clip).name}")
     out = tmp_path / "out"
     config = BatchConfig(inputs=(str(inputs),), out_dir=out, workers=2, progress=False,
-                         run=RunConfig(source="", random_weights=True, cache_dir=engine_cache))
+                         run=RunConfig(source="", engines=EngineConfig(random_weights=True,
+                                                          cache_dir=engine_cache)))
     lines: list[str] = []
     result = run_batch(config, log=lines.append, process=dies_on_some_inputs)
     by_name = {Path(o.input).name: o for o in result.outcomes}
@@ -214,8 +216,8 @@ def test_a_live_stream_records_on_its_own_worker_until_the_job_stops(
         return bool(done_at) and time.monotonic() - done_at[0] > 2.0
 
     result = run_batch(BatchConfig(inputs=(live_stream, clip), out_dir=out, workers=1,
-                                   progress=False, run=RunConfig(
-                                       source="", random_weights=True, cache_dir=engine_cache)),
+                                   progress=False, run=RunConfig(source="", engines=EngineConfig(
+                                       random_weights=True, cache_dir=engine_cache))),
                        log=lambda _line: None, should_stop=stop_soon_after_the_file)
     assert result.workers.startswith("2 local workers")  # one for files, one for the stream
     by_input = {o.input: o for o in result.outcomes}
@@ -239,7 +241,8 @@ def test_the_same_job_on_a_local_ray_runtime_gives_the_same_outputs(local_job, c
         assert [n["NodeManagerHostname"] for n in ray.nodes()] == [socket.gethostname()]
         result = run_batch(BatchConfig(
             inputs=tuple(clips), out_dir=tmp_path, ray="local", workers=2, progress=False,
-            run=RunConfig(source="", random_weights=True, cache_dir=engine_cache)),
+            run=RunConfig(source="", engines=EngineConfig(random_weights=True,
+                                                          cache_dir=engine_cache))),
             log=lambda _line: None)
     finally:
         ray.shutdown()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -142,23 +144,32 @@ def _wait_for(predicate, timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_stop_signals_finish_a_playable_recording(tmp_path: Path, masked_clip: Path,
-                                                  cache: Path, signum: int) -> None:
-    out, log_path = tmp_path / "out.mp4", tmp_path / "stderr.txt"
-    # A camera-paced replay (10 fps, 15 s) so that the signal surely lands mid-recording.
-    command = [sys.executable, "-m", "realtime.cli", "--input", str(masked_clip),
+@contextlib.contextmanager
+def _live_recording(clip: Path, out: Path, log_path: Path, cache: Path
+                    ) -> Iterator[subprocess.Popen]:
+    """The command line recording a camera-paced replay of ``clip`` (10 fps, so that a signal
+    surely lands mid-recording) to ``out``, its stderr in ``log_path``; yields the process
+    once its engines are loaded, and kills it on the way out."""
+    command = [sys.executable, "-m", "realtime.cli", "--input", str(clip),
                "--output", str(out), "--simulate-live", "10", "--random-weights",
                "--no-display", "--cache-dir", str(cache)]
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             _wait_for(lambda: "engines:" in log_path.read_text(), 120, "the engines to load")
-            time.sleep(1.5)  # about 15 frames recorded
-            proc.send_signal(signum)
-            returncode = proc.wait(timeout=60)
+            yield proc
         finally:
             proc.kill()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stop_signals_finish_a_playable_recording(tmp_path: Path, masked_clip: Path,
+                                                  cache: Path, signum: int) -> None:
+    out, log_path = tmp_path / "out.mp4", tmp_path / "stderr.txt"
+    with _live_recording(masked_clip, out, log_path, cache) as proc:
+        time.sleep(1.5)  # about 15 frames recorded
+        proc.send_signal(signum)
+        returncode = proc.wait(timeout=60)
     stderr = log_path.read_text()
     assert returncode == 128 + signum, stderr
     assert "Traceback" not in stderr and "(stopped early)" in stderr
@@ -171,20 +182,12 @@ def test_sigkill_leaves_the_recording_playable(tmp_path: Path, masked_clip: Path
                                               cache: Path) -> None:
     out, log_path = tmp_path / "rec" / "out.mp4", tmp_path / "stderr.txt"
     left = tmp_path / "rec" / "out.recording.mp4"  # the folder is created by the run
-    command = [sys.executable, "-m", "realtime.cli", "--input", str(masked_clip),
-               "--output", str(out), "--simulate-live", "10", "--random-weights",
-               "--no-display", "--cache-dir", str(cache)]
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(command, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        try:
-            _wait_for(lambda: "engines:" in log_path.read_text(), 120, "the engines to load")
-            # The first one-second fragment is on disk once the file passes its header.
-            _wait_for(lambda: left.exists() and left.stat().st_size > 20_000, 60,
-                      "the first fragment")
-            proc.send_signal(signal.SIGKILL)  # no handler, no clean-up: as an OOM kill
-            assert proc.wait(timeout=60) == -signal.SIGKILL
-        finally:
-            proc.kill()
+    with _live_recording(masked_clip, out, log_path, cache) as proc:
+        # The first one-second fragment is on disk once the file passes its header.
+        _wait_for(lambda: left.exists() and left.stat().st_size > 20_000, 60,
+                  "the first fragment")
+        proc.send_signal(signal.SIGKILL)  # no handler, no clean-up: as an OOM kill
+        assert proc.wait(timeout=60) == -signal.SIGKILL
     assert sorted(p.name for p in out.parent.iterdir()) == ["out.recording.mp4"]
     times_s = []
     with av.open(str(left)) as container:

@@ -12,15 +12,25 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.loop import RunConfig, build_pipeline, run
+from engines import EngineConfig
+from realtime.loop import RunConfig, run
+from realtime.pipeline import PipelineConfig, build_pipeline
+from realtime.present import PresentConfig
 from realtime.sinks import PROVENANCE
 from realtime.sources import CameraSource, SimulatedCamera
 from realtime.stats import STAGES
+from realtime.tracking import TrackerConfig
+from realtime.types import SinkContext
 
 
 @pytest.fixture(scope="session")
 def engine_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("engine-cache")
+
+
+def random_engines(cache_dir: Path) -> EngineConfig:
+    """Deterministic random weights, exported once per session into ``cache_dir``."""
+    return EngineConfig(cache_dir=cache_dir, random_weights=True)
 
 
 def _probe(path: Path) -> dict:
@@ -41,8 +51,8 @@ def test_real_clip_keeps_frames_size_rate_and_audio(shared_data: Path, tmp_path:
     out = tmp_path / "out.mp4"
     stats_path = tmp_path / "stats.json"
     summary = run(RunConfig(source=str(clip), output=str(out), stats_json=str(stats_path),
-                            cache_dir=engine_cache, progress=False,
-                            random_weights=True), log=lambda _: None)
+                            engines=random_engines(engine_cache), progress=False),
+                  log=lambda _: None)
     src, dst = _probe(clip), _probe(out)
     assert dst["frames"] == src["frames"] == summary["frames"]
     assert dst["size"] == src["size"]
@@ -62,9 +72,9 @@ def test_faces_are_changed_and_the_background_is_not(hamilton_clip: Path, tmp_pa
     out = tmp_path / "frames"
     # Random weights mark noise, which the covering check rightly refuses to paint; this test
     # is about the plumbing, so it paints whatever is marked.
-    run(RunConfig(source=str(hamilton_clip), output=str(out), label=False, save_masks=True,
-                  max_frames=5, cache_dir=engine_cache, progress=False,
-                  random_weights=True, covering_check=False), log=lambda _: None)
+    run(RunConfig(source=str(hamilton_clip), output=str(out), save_masks=True, max_frames=5,
+                  engines=random_engines(engine_cache), pipeline=PipelineConfig(covering=None),
+                  present=PresentConfig(label=False), progress=False), log=lambda _: None)
     with av.open(str(hamilton_clip)) as c:
         first = next(c.decode(video=0)).to_ndarray(format="bgr24")
     result = cv2.imread(str(out / "frame_000000.png"))
@@ -86,8 +96,8 @@ def test_image_folder_with_masks(shared_data: Path, tmp_path: Path, engine_cache
     cv2.imwrite(str(photos / "no_face.jpg"), blank)
     out = tmp_path / "out"
     summary = run(RunConfig(source=str(photos), output=str(out), save_masks=True,
-                            cache_dir=engine_cache, progress=False,
-                            random_weights=True), log=lambda _: None)
+                            engines=random_engines(engine_cache), progress=False),
+                  log=lambda _: None)
     assert summary["frames"] == 4
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted([*names, "no_face.jpg"])
     for name in [*names, "no_face.jpg"]:
@@ -100,7 +110,7 @@ def test_image_folder_with_masks(shared_data: Path, tmp_path: Path, engine_cache
     assert Image.open(out / names[0]).info.get("Comment") == PROVENANCE
 
 
-class SlowSink:
+class SlowSink(SinkContext):
     """A viewer that takes two camera periods over each frame, and notes which frames came."""
 
     def __init__(self, seconds_per_frame: float) -> None:
@@ -121,9 +131,10 @@ def test_simulated_camera_drops_what_a_slow_consumer_misses_and_counts_it(
     fps, frames = 30.0, 30
     slow = SlowSink(2 / fps)
     config = RunConfig(source=0, output=str(tmp_path / "live.mp4"), display=False,
-                       max_frames=frames, cache_dir=engine_cache, progress=False,
-                       random_weights=True, extra_sinks=(slow,))
-    pipeline = build_pipeline(config, log=lambda _: None)
+                       max_frames=frames, engines=random_engines(engine_cache), progress=False,
+                       extra_sinks=(slow,))
+    pipeline = build_pipeline(config.pipeline, engines=config.engines, tracker=config.tracker,
+                              log=lambda _: None)
     summary = run(config, log=lambda _: None, pipeline=pipeline,
                   source=SimulatedCamera(hamilton_clip, fps=fps, loop=True))
     assert summary["frames"] == frames == len(slow.indices)
@@ -169,8 +180,8 @@ def test_camera_path_with_a_fake_capture(masked_clip: Path, engine_cache: Path) 
         decoded = zip(range(20), c.decode(video=0), strict=False)
         frames = [f.to_ndarray(format="bgr24") for _, f in decoded]
     source = CameraSource(0, capture_factory=lambda index: FakeCapture(frames))
-    config = RunConfig(source=0, display=False, cache_dir=engine_cache, progress=False,
-                       random_weights=True)
+    config = RunConfig(source=0, display=False, engines=random_engines(engine_cache),
+                       progress=False)
     summary = run(config, log=lambda _: None, source=source)
     assert 1 <= summary["frames"] <= 20  # a live source may drop stale frames
     assert summary["frames"] + summary["frames_dropped"] >= 19
@@ -178,30 +189,29 @@ def test_camera_path_with_a_fake_capture(masked_clip: Path, engine_cache: Path) 
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"max_faces": 0}, "--max-faces must be between 1 and 16, got 0"),
-    ({"crop_size": 64}, "--crop"),
     ({"save_masks": True}, "--save-masks needs --output"),
+    ({"max_frames": 0}, "--max-frames must be at least 1, got 0"),
+    ({"segment_seconds": 5}, "--segment-seconds needs --output"),
 ])
 def test_run_config_validation(kwargs, match) -> None:
+    """The run's own checks; those of its parts are the parts' (test_select, test_pipeline,
+    test_tracking)."""
     with pytest.raises(ValueError, match=match):
         RunConfig(source="x.mp4", **kwargs)
 
 
-def test_the_tag_lands_on_the_painted_half_of_a_side_by_side_frame() -> None:
-    from realtime.loop import presented
-    from realtime.sinks import draw_label
+@pytest.mark.parametrize("wants", [{"save_masks": True},
+                                   {"present": PresentConfig(show_mask=True)}])
+def test_masks_are_asked_of_the_pipeline_where_the_run_needs_them(wants) -> None:
+    config = RunConfig(source="x.mp4", output="out/", **wants)
+    assert config.pipeline.want_mask
+    assert not RunConfig(source="x.mp4", output="out/").pipeline.want_mask
 
-    rng = np.random.default_rng(0)
-    input_bgr = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-    out_bgr = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-    before = out_bgr.copy()
-    both = presented(input_bgr, out_bgr, side=True, tag=draw_label, in_place=True)
-    assert both.shape == (120, 320, 3)
-    assert np.array_equal(both[:, :159], input_bgr[:, :159])  # the input half is untouched
-    right = both[:, 161:]
-    assert not np.array_equal(right[-30:, :80], before[-30:, 1:81])  # the tag is here
-    assert np.array_equal(right[:60], before[:60, 1:])  # and only in its corner
-    assert np.array_equal(out_bgr, before)  # the pipeline's frame is not drawn on
-    plain = presented(input_bgr, out_bgr, side=False, tag=draw_label, in_place=True)
-    assert plain is out_bgr and not np.array_equal(out_bgr, before)  # no copy when allowed
-    assert presented(input_bgr, before, side=False) is before  # no tag: the frame itself
+
+@pytest.mark.parametrize("engines,match", [
+    (EngineConfig(crop_size=256), r"crop size \(128\) must be the engines' \(256\)"),
+    (EngineConfig(max_batch=2), "--max-faces 4 is more than the engines' largest batch"),
+])
+def test_build_pipeline_refuses_parts_that_disagree(engines: EngineConfig, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build_pipeline(PipelineConfig(), engines=engines, tracker=TrackerConfig())

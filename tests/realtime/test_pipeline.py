@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from standins import lower_half_segmenter, standin_engines, white_generator
 
-from realtime.composite import feather, side_by_side, telea_inpaint
 from realtime.face.align import CANONICAL_XY
 from realtime.pipeline import Pipeline, PipelineConfig, from_network, to_network
 from realtime.smoothing import SmoothingConfig
@@ -89,13 +88,6 @@ def test_telea_baseline_fills_from_the_surroundings() -> None:
     assert diff.max() <= 16 and diff.mean() < 1
 
 
-def test_show_mask_tints_the_region() -> None:
-    plain = _pipeline().process(_frame()).out_bgr
-    tinted = _pipeline(show_mask=True).process(_frame()).out_bgr
-    assert not np.array_equal(plain, tinted)
-    assert np.array_equal(plain[:50], tinted[:50])
-
-
 def test_smoothing_carries_history_per_track() -> None:
     calls = {"n": 0}
 
@@ -108,26 +100,6 @@ def test_smoothing_carries_history_per_track() -> None:
                       tracker=OneFaceTracker())
     painted = [smooth.process(_frame()).out_bgr[160, 160].max() > 200 for _ in range(10)]
     assert all(painted)  # the wrong frames never un-paint the face
-
-
-def test_feather_softens_the_edge() -> None:
-    mask = np.zeros((32, 32), np.float32)
-    mask[16:, :] = 1
-    alpha = feather(mask, 3)
-    assert alpha[31, 16] == pytest.approx(1.0, abs=1e-3)
-    assert 0.0 < alpha[14, 16] < 1.0 and alpha[5, 16] == 0.0
-    assert np.array_equal(feather(np.zeros((8, 8), np.float32), 3), np.zeros((8, 8)))
-
-
-def test_telea_and_side_by_side_shapes() -> None:
-    crops = np.full((2, 32, 32, 3), 90, np.uint8)
-    crops[:, 20:] = 0
-    masks = np.zeros((2, 32, 32), np.float32)
-    masks[:, 20:] = 1
-    out = telea_inpaint(crops, masks)
-    assert out.shape == crops.shape and out[:, 25, 16].min() > 60
-    sbs = side_by_side(np.zeros((10, 7, 3), np.uint8), np.zeros((10, 7, 3), np.uint8))
-    assert sbs.shape == (10, 14, 3)
 
 
 @pytest.mark.parametrize("kwargs,match", [({"crop_size": 100}, "crop size"),

@@ -18,6 +18,7 @@ import av
 import numpy as np
 import pytest
 
+from engines import EngineConfig
 from realtime import recording
 from realtime.loop import RunConfig, run
 from realtime.recording import RecordingFile
@@ -286,8 +287,9 @@ def test_the_loop_writes_segments_and_says_so(tmp_path: Path, hamilton_clip: Pat
     clip = clip_of(2.5, hamilton_clip, tmp_path / "clip.mp4")
     lines: list[str] = []
     summary = run(RunConfig(source=str(clip), output=str(tmp_path / "seg.mp4"),
-                            segment_seconds=1, cache_dir=tmp_path / "cache", progress=False,
-                            random_weights=True), log=lines.append)
+                            segment_seconds=1, progress=False,
+                            engines=EngineConfig(cache_dir=tmp_path / "cache",
+                                                 random_weights=True)), log=lines.append)
     names = ["seg_000.mp4", "seg_001.mp4", "seg_002.mp4"]
     assert summary["outputs"] == [str(tmp_path / n) for n in names]
     assert sum(decodable_frames(tmp_path / n) for n in names) == summary["frames"] == 75

@@ -21,7 +21,6 @@ from realtime.sinks import (
     ImageSink,
     SingleImageSink,
     VideoFileSink,
-    draw_label,
     open_sink,
 )
 from realtime.sources import open_source
@@ -291,29 +290,6 @@ def test_open_sink_picks_the_right_sink(tmp_path: Path, output, info, save_masks
     assert type(sink) is expected
     if sink is not None:
         sink.abort()
-
-
-@pytest.mark.parametrize("size_hw", [(64, 64), (48, 200), (360, 640), (2160, 3840)])
-def test_draw_label_touches_only_the_bottom_left(size_hw: tuple[int, int]):
-    height, width = size_hw
-    before_bgr = np.full((height, width, 3), 200, np.uint8)
-    after_bgr = draw_label(before_bgr.copy())
-    rows, cols = np.nonzero((after_bgr != before_bgr).any(axis=2))
-    assert rows.size > 0, "nothing was drawn"
-    # Tiny frames need a relatively bigger tag to stay readable at all.
-    assert rows.min() >= height * (0.5 if height < 100 else 0.85)
-    assert cols.max() < width * (0.95 if width < 320 else 0.5)
-    if height >= 360:  # legible: the tag is a few percent of the frame height
-        assert 0.02 * height <= rows.max() - rows.min() <= 0.1 * height
-    # Translucent: the box darkens what is under it instead of painting it over.
-    assert after_bgr[rows, cols].min() > 0
-
-
-@pytest.mark.parametrize("size_hw", [(1, 1), (2, 2), (1, 64), (64, 1), (3, 3), (8, 8), (32, 32)])
-def test_draw_label_on_tiny_frames_never_fails(size_hw: tuple[int, int]):
-    frame_bgr = np.full((*size_hw, 3), 200, np.uint8)
-    out_bgr = draw_label(frame_bgr)  # a 1x1 PNG used to crash here (TypeError from None)
-    assert out_bgr is frame_bgr and out_bgr.shape == (*size_hw, 3)
 
 
 def test_display_sink_needs_a_display(monkeypatch):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from training.eval_inputs import negative_crop, paper_rectangle
 from training.eval_metrics import (
     PSNR_CAP_DB,
     Scorers,
@@ -21,8 +22,6 @@ from training.eval_metrics import (
     lpips_hole,
     mask_iou,
     mse_per_image,
-    negative_crop,
-    paper_rectangle,
     product_masks,
     psnr_from_mse,
     score_outputs,

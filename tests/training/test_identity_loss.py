@@ -160,7 +160,7 @@ def test_the_trainer_fine_tunes_with_the_identity_loss(face_dir: Path, masks_roo
 def test_with_the_identity_loss_the_best_checkpoint_weighs_identity_too() -> None:
     from types import SimpleNamespace
 
-    from training.train_inpainter import selection_score
+    from training.inpainter_validation import selection_score
 
     plain, with_id = SimpleNamespace(identity_weight=0.0), SimpleNamespace(identity_weight=5.0)
     a = {"val_lpips_hole": 0.280, "val_arcface": 0.58, "val_psnr_mask": 18}
