@@ -8,7 +8,7 @@ Images are (N, C, H, W) tensors in [0, 1] unless a name says otherwise; masks (N
     values["checkerboard"] = checkerboard_score(out_01, target_01, mask)
     values["colour_error"] = colour_error(out_01, target_01, mask)
     values["lpips_hole"] = lpips_hole(lpips, [out_pm1], target_pm1, mask)[0]
-    product = product_masks(segmenter_logits)              # what the pipeline paints
+    product = product_masks(segmenter_logits, masked)      # what the pipeline paints
     score_outputs(method_outputs(batch, scorers, product), batch, scorers, tally, groups)
 
     pytest tests/training/test_evaluate.py
@@ -29,7 +29,7 @@ from training.eval_report import MASKED, Tally
 from training.losses import ssim_map
 
 if TYPE_CHECKING:
-    pass
+    from realtime.pipeline import PipelineConfig
 
 PSNR_CAP_DB = 100.0
 METRICS = ("psnr", "ssim", "mse", "psnr_mask", "ssim_mask", "mse_mask")
@@ -216,12 +216,14 @@ class ProductMasks(NamedTuple):
                                                self.painted[:, 0].numpy()))[:, None]
 
 
-def product_masks(logits: torch.Tensor, grow_px: int = 2) -> ProductMasks:
-    """What the pipeline would paint from segmenter logits: logits > 0,
-    ``plausible_covering`` (empty where not covered), grown by ``grow_px`` and cut at the eye
+def product_masks(logits: torch.Tensor, masked: torch.Tensor,
+                  pipeline: PipelineConfig | None = None) -> ProductMasks:
+    """What the pipeline would paint from segmenter logits on the crops ``masked`` (N, 3, S, S)
+    in [-1, 1]: logits > 0, ``plausible_covering`` (empty where not covered), grown as
+    ``pipeline`` (default: the product's ``PipelineConfig``) grows it, and cut at the eye
     line, as ``realtime.pipeline`` does."""
     from realtime.covering import CoveringConfig, below_eyes, plausible_covering
-    from realtime.pipeline import grow
+    from realtime.pipeline import PipelineConfig, from_network
 
     binary_hw = (logits[:, 0] > 0).float().numpy()
     probs_hw = torch.sigmoid(logits[:, 0]).numpy()
@@ -232,7 +234,8 @@ def product_masks(logits: torch.Tensor, grow_px: int = 2) -> ProductMasks:
         if covered[i]:
             kept[i] = kept_hw
     upper_off = below_eyes(binary_hw.shape[-1])[None]
-    painted = grow(kept, grow_px) * upper_off
+    crops_rgb = from_network(masked.detach().cpu().numpy())
+    painted = (pipeline or PipelineConfig()).grown(crops_rgb, kept) * upper_off
 
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, np.float32))[:, None]
@@ -328,7 +331,7 @@ def score_outputs(outputs: dict[str, torch.Tensor], batch: dict, scorers: Scorer
 def segment_batch(batch: dict, scorers: Scorers, tally: Tally, groups: list) -> ProductMasks:
     """The masks the product would paint; tallies raw and painted IoU and the covered share."""
     logits = scorers.segmenter(batch["masked"])
-    product = product_masks(logits)
+    product = product_masks(logits, batch["masked"])
     tally.add("segmenter", groups, {"iou": mask_iou(logits > 0, batch["mask"]),
                                     "iou_painted": mask_iou(product.painted > 0.5,
                                                             batch["mask"]),

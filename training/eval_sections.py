@@ -114,7 +114,7 @@ def evaluate_segmenter(faces, occluders, scorers: Scorers, config: EvalConfig,
     for ks, batch in fixed_batches(faces, occluders, segmenter_templates(), config,
                                    f"segmenter {name}"):
         logits = scorers.segmenter(batch["masked"])
-        painted, covered, _ = product_masks(logits)
+        painted, covered, _ = product_masks(logits, batch["masked"])
         tally.add("template", ["all"] * len(ks), {
             "iou": mask_iou(logits > 0, batch["mask"]),
             "iou_painted": mask_iou(painted > 0.5, batch["mask"]),
@@ -123,7 +123,7 @@ def evaluate_segmenter(faces, occluders, scorers: Scorers, config: EvalConfig,
             crops = np.stack([negative_crop(faces, k, condition, config.seed) for k in ks])
             x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
             logits = scorers.segmenter(x)
-            painted = product_masks(logits).painted
+            painted = product_masks(logits, x).painted
             raw, kept = (logits > 0).flatten(1).float().mean(1), painted.flatten(1).mean(1)
             tally.add(condition, ["all"] * len(ks), {
                 "marked": raw, "over_1pct": (raw > 0.01).float(),

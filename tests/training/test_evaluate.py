@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from realtime.pipeline import PipelineConfig
 from training.eval_inputs import negative_crop, paper_rectangle
 from training.eval_metrics import (
     PSNR_CAP_DB,
@@ -189,7 +190,8 @@ def covering_logits(size: int = 128) -> torch.Tensor:
 
 def test_product_masks_paint_what_the_pipeline_paints() -> None:
     logits = covering_logits()
-    painted, covered, segmented = product_masks(logits)
+    crops = torch.zeros(2, 3, 128, 128)  # flat grey: no rim to follow past the fixed grow
+    painted, covered, segmented = product_masks(logits, crops)
     assert covered.tolist() == [True, False]
     raw = (logits[0] > 0).float()
     assert painted.shape == logits.shape and painted[1].sum() == 0
@@ -200,7 +202,8 @@ def test_product_masks_paint_what_the_pipeline_paints() -> None:
     kept_hw, _ = plausible_covering(raw[0].numpy(), CoveringConfig())
     np.testing.assert_array_equal(painted[0, 0].numpy(),
                                   grow(kept_hw[None], 2)[0] * below_eyes(128))
-    assert product_masks(logits, grow_px=0)[0][0].sum() == kept_hw.sum()  # opened corners
+    no_grow = PipelineConfig(grow_px=0, grow_reach_px=0)
+    assert product_masks(logits, crops, no_grow)[0][0].sum() == kept_hw.sum()  # opened corners
     np.testing.assert_array_equal(segmented[0, 0].numpy(), kept_hw * below_eyes(128))
 
 
