@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ import av
 import cv2
 import numpy as np
 
-from benchmarks.web_soak import percentile, web_server
+from benchmarks.web_soak import ServerDidNotStart, percentile, web_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -167,8 +168,6 @@ def measure_window(page: Any, seconds: float, pids: dict[str, list[int]]) -> dic
 def webrtc_bench(seconds: float, out: Path, *, clip: Path, work: Path, warmup_s: float = 10.0,
                  log: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs the measurement in ``work`` (a scratch folder); writes ``out/webrtc.json``."""
-    if seconds <= 0:
-        raise ValueError(f"--webrtc takes a positive number of seconds, got {seconds:g}")
     out.mkdir(parents=True, exist_ok=True)
     folders = {name: work / name for name in ("tmp", "gradio", "engines", "profile")}
     for folder in folders.values():
@@ -200,3 +199,24 @@ def report_lines(result: dict[str, Any]) -> list[str]:
             f"{FPS_TARGET:g}: {met}); glass-to-glass p50 {result['latency_ms_p50']} ms, p95 "
             f"{result['latency_ms_p95']} ms ({result['stamps_read']} of "
             f"{result['frames_shown']} frames stamped); server: {result['server']}"]
+
+
+def command(seconds: float, data: Path, out: Path, log: Callable[[str], None]) -> int:
+    """``realtime-unmask bench --webrtc SECONDS``: one line a problem, exit status 1 or 2."""
+    clip = data / "videos" / "masked_webcam_256.mp4"
+    if seconds <= 0:
+        log(f"error: --webrtc takes a positive number of seconds, got {seconds:g}")
+        return 2
+    if not clip.is_file():
+        log(f"error: the camera clip {clip} is not there; pass --data DIR")
+        return 2
+    try:
+        with tempfile.TemporaryDirectory(prefix="webrtc-") as tmp:
+            result = webrtc_bench(seconds, out, clip=clip, work=Path(tmp), log=log)
+    except (ServerDidNotStart, BrowserUnavailable) as exc:
+        log(f"error: {exc}")
+        return 1
+    for line in report_lines(result):
+        log(line)
+    log(f"wrote {out / 'webrtc.json'}")
+    return 0
