@@ -240,6 +240,7 @@ class Peer:
         if self._channel is not None and self._channel.readyState == "open":
             self._channel.send(json.dumps({"ended": f"The stream stops after "
                                                     f"{time_limit_s:g} s; start it again."}))
+            await asyncio.sleep(0.5)  # for the message to leave before the connection closes
         await self.close()
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,29 +73,40 @@ async def _until(condition: Callable[[], bool], what: str, timeout_s: float = TI
         await asyncio.sleep(0.05)
 
 
-async def _stream(app: WebApp, camera_bgr: np.ndarray, n_frames: int,
-                  settings: list | None = SETTINGS) -> dict:
-    """Connects as the page does, keeps the first ``n_frames`` results, hangs up; returns
-    them with the server's counters (while connected and after) and the camera's count."""
-    rtc = RtcServer(app)
-    server = Starlette(routes=rtc.routes())
-    pc, camera, received = aiortc.RTCPeerConnection(), _Camera(camera_bgr), []
+async def _connect(http: httpx.AsyncClient, camera_bgr: np.ndarray, settings: list | None
+                   ) -> tuple[aiortc.RTCPeerConnection, _Camera, list, list]:
+    """A peer connected as the page connects: (it, its camera, the results as they come,
+    the data channel's messages)."""
+    pc, camera, received, messages = aiortc.RTCPeerConnection(), _Camera(camera_bgr), [], []
 
     async def keep(track) -> None:
-        while len(received) < n_frames:
+        while pc.connectionState != "closed":
             received.append((await track.recv()).to_ndarray(format="bgr24"))
 
     pc.on("track", lambda track: asyncio.ensure_future(keep(track)))
     pc.addTransceiver(camera, direction="sendrecv")
-    pc.createDataChannel("stats")
+    pc.createDataChannel("stats").on("message", messages.append)
     await pc.setLocalDescription(await pc.createOffer())
-    transport = httpx.ASGITransport(app=server)
-    async with httpx.AsyncClient(transport=transport, base_url="http://page") as http:
-        offer = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type,
-                 "settings": settings}
-        answer = await http.post("/webrtc/offer", json=offer, timeout=TIMEOUT_S)
-        assert answer.status_code == 200, answer.text
-        await pc.setRemoteDescription(aiortc.RTCSessionDescription(**answer.json()))
+    offer = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type,
+             "settings": settings}
+    answer = await http.post("/webrtc/offer", json=offer, timeout=TIMEOUT_S)
+    assert answer.status_code == 200, answer.text
+    await pc.setRemoteDescription(aiortc.RTCSessionDescription(**answer.json()))
+    return pc, camera, received, messages
+
+
+def _http(rtc: RtcServer) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=Starlette(routes=rtc.routes()))
+    return httpx.AsyncClient(transport=transport, base_url="http://page")
+
+
+async def _stream(app: WebApp, camera_bgr: np.ndarray, n_frames: int,
+                  settings: list | None = SETTINGS) -> dict:
+    """Connects, waits for ``n_frames`` results, hangs up; returns them with the server's
+    counters (while connected and after) and the camera's count."""
+    rtc = RtcServer(app)
+    async with _http(rtc) as http:
+        pc, camera, received, _ = await _connect(http, camera_bgr, settings)
         await _until(lambda: len(received) >= n_frames, f"{n_frames} unmasked frames")
         during = (await http.get("/webrtc/stats")).json()
         session_root = next(iter(rtc.peers)).session.root
@@ -137,6 +149,26 @@ def test_slow_processing_skips_stale_frames_instead_of_queueing(camera_bgr: np.n
     assert counts["received"] - counts["dropped"] - counts["processed"] <= 2, counts
 
 
+def test_a_stream_stops_at_its_time_limit_and_says_so(camera_bgr: np.ndarray) -> None:
+    async def scenario() -> list:
+        rtc = RtcServer(app)
+        async with _http(rtc) as http:
+            pc, _, received, messages = await _connect(http, camera_bgr, SETTINGS)
+            await _until(lambda: received, "a first unmasked frame")
+            await _until(lambda: not rtc.peers, "the time limit", 30.0)
+            await _until(lambda: messages and "ended" in messages[-1], "the reason", 10.0)
+            await pc.close()
+        return messages
+
+    app = _app(webcam_time_limit_s=2)
+    try:
+        messages = asyncio.run(scenario())
+    finally:
+        app.close()
+    assert json.loads(messages[-1]) == {"ended": "The stream stops after 2 s; start it again."}
+    assert "processed" in json.loads(messages[0])  # the counters, once a second before that
+
+
 def test_the_newest_frame_wins() -> None:
     async def scenario() -> tuple:
         slot = _NewestFrame()
@@ -162,8 +194,7 @@ def test_refusals_say_why(body, status: int, says: str) -> None:
         rtc.peers.add(object())  # one stream already runs
 
     async def post() -> httpx.Response:
-        transport = httpx.ASGITransport(app=Starlette(routes=rtc.routes()))
-        async with httpx.AsyncClient(transport=transport, base_url="http://page") as http:
+        async with _http(rtc) as http:
             if isinstance(body, str):
                 return await http.post("/webrtc/offer", content=body)
             return await http.post("/webrtc/offer", json=body)
