@@ -184,6 +184,7 @@ def webrtc_bench(seconds: float, out: Path, *, clip: Path, work: Path, warmup_s:
         result = measure_window(page, seconds, pids)
         page.screenshot(path=str(out / "webrtc_page.png"), full_page=True)
         result["readout"] = page.inner_text("#rtc-readout")
+        result["browser_rtp"] = page.evaluate("() => window.realtimeUnmask.rtpStats()")
         result["server"] = request.get(url + "webrtc/stats").json()
     result.update(camera=f"{camera.name} from {clip.name}, {SIZE_WH[0]}x{SIZE_WH[1]} "
                          f"{CAMERA_FPS} FPS", load_average=list(os.getloadavg()),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fractions
 import json
 import logging
 import statistics
@@ -54,6 +55,9 @@ from realtime.web import Session, Settings, WebApp
 
 log = logging.getLogger(__name__)
 
+RTP_HZ = 90_000
+VIDEO_TIME_BASE = fractions.Fraction(1, RTP_HZ)
+"""The clock of video timestamps in RTP."""
 STATS_EVERY_S = 1.0
 """How often each peer's counters go to the page over its data channel."""
 
@@ -212,14 +216,16 @@ class Peer:
         self.results.end()
 
     def process(self, frame: av.VideoFrame) -> av.VideoFrame:
-        """One frame through the pipeline, on the peer's thread; the result keeps the input's
-        timestamp, so the browser plays it at the pace it was captured."""
+        """One frame through the pipeline, on the peer's thread. The result is timestamped
+        when it is ready, not when it was captured: the browser's jitter buffer compares
+        timestamps with arrival times, and would take the varying processing time (and the
+        skipped frames) for network jitter and hold every frame longer to smooth it."""
         started = time.perf_counter()
         image_bgr = frame.to_ndarray(format="bgr24")
         result = self._pipeline.process(Frame(self.stats.processed, started, image_bgr))
         out_bgr = draw_label(result.out_bgr.copy()) if self.settings.label else result.out_bgr
         out = av.VideoFrame.from_ndarray(out_bgr, format="bgr24")
-        out.pts, out.time_base = frame.pts, frame.time_base
+        out.pts, out.time_base = round(time.monotonic() * RTP_HZ), VIDEO_TIME_BASE
         stats = self.stats
         stats.processed += 1
         stats.faces = len(result.faces)

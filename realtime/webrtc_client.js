@@ -73,8 +73,12 @@
     const draw = (now, meta) => {
       if (run !== r) return;
       const w = r.camera.videoWidth, h = r.camera.videoHeight;
-      if (w && h && now - r.lastSent >= 1000 / r.sendFps - 4) {
-        r.lastSent = now;
+      // Credit for sendFps frames a second, spent one a frame: a plain minimum interval
+      // would round 24 FPS down to every other camera frame (15 FPS).
+      r.credit = Math.min(2, r.credit + (now - r.lastAt) * r.sendFps / 1000);
+      r.lastAt = now;
+      if (w && h && r.credit >= 0.9) {
+        r.credit -= 1;
         if (r.canvas.width !== w) { r.canvas.width = w; r.canvas.height = h; }
         r.ctx.drawImage(r.camera, 0, 0, w, h);
         const captured = (meta && (meta.captureTime || meta.expectedDisplayTime)) || now;
@@ -140,7 +144,7 @@
     const r = {
       camera, output, stream, canvas, ctx: canvas.getContext("2d"),
       readCtx: readCanvas.getContext("2d", { willReadFrequently: true }),
-      pc: new RTCPeerConnection(config), shown: [], sent: 0, sendFps: 60, lastSent: -1e9,
+      pc: new RTCPeerConnection(config), shown: [], sent: 0, sendFps: 60, credit: 1, lastAt: performance.now(),
       server: null, timer: null, started: performance.now() };
     run = r;
     camera.srcObject = stream;
@@ -209,5 +213,26 @@
              width: r.output.videoWidth, height: r.output.videoHeight };
   }
 
-  window.realtimeUnmask = { start, stop, samples };
+  // The browser's own view of both directions (what limits the sent rate, the jitter buffer).
+  async function rtpStats() {
+    const r = run || window.realtimeUnmaskLast;
+    if (!r) return null;
+    const found = {};
+    (await r.pc.getStats()).forEach((s) => {
+      if (s.type === "outbound-rtp" && s.kind === "video") {
+        found.sent = { frames_encoded: s.framesEncoded, fps: s.framesPerSecond,
+                       limited_by: s.qualityLimitationReason, encode_ms_per_frame:
+                         s.framesEncoded ? 1000 * s.totalEncodeTime / s.framesEncoded : null };
+      }
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        found.received = { frames_decoded: s.framesDecoded, frames_dropped: s.framesDropped,
+                           fps: s.framesPerSecond, jitter_buffer_ms_per_frame:
+                             s.jitterBufferEmittedCount
+                               ? 1000 * s.jitterBufferDelay / s.jitterBufferEmittedCount : null };
+      }
+    });
+    return { ...found, frames_pushed: r.sent, send_fps_cap: r.sendFps };
+  }
+
+  window.realtimeUnmask = { start, stop, samples, rtpStats };
 })();
