@@ -179,7 +179,8 @@ class Peer:
         if not any(t.sender.track for t in self.pc.getTransceivers()):
             raise ValueError("the offer has no video track to unmask")
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        self._tasks.append(asyncio.create_task(self._report()))
+        self._reporter = asyncio.create_task(self._report())
+        self._tasks.append(self._reporter)
         self._tasks.append(asyncio.create_task(self._expire(time_limit_s)))
         return self.pc.localDescription
 
@@ -243,6 +244,7 @@ class Peer:
 
     async def _expire(self, time_limit_s: float) -> None:
         await asyncio.sleep(time_limit_s)
+        self._reporter.cancel()  # the reason is the last message
         if self._channel is not None and self._channel.readyState == "open":
             self._channel.send(json.dumps({"ended": f"The stream stops after "
                                                     f"{time_limit_s:g} s; start it again."}))
