@@ -321,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "web_soak.json")
     parser.add_argument("--sessions", type=int, default=4, metavar="N",
                         help="concurrent browser sessions of --web-soak (default: 4)")
+    parser.add_argument("--webrtc", type=float, metavar="SECONDS",
+                        help="instead of the benchmark: the web demo's WebRTC webcam in headless "
+                             "Chromium, its fake camera playing the masked webcam clip at "
+                             "640x480, 30 FPS; measures delivered FPS (target >= 20) and "
+                             "glass-to-glass latency in the page for SECONDS; writes webrtc.json")
     return parser
 
 
@@ -372,6 +377,10 @@ def main(argv: Sequence[str], log: Callable[[str], None] = print) -> int:
         return _soak(args, out, log)
     if args.web_soak is not None:
         return _web_soak(args, out, log)
+    if args.webrtc is not None:
+        from benchmarks.webrtc_bench import command
+
+        return command(args.webrtc, args.data, out, log)
     config = BenchConfig(out=out, data=args.data, quick=args.quick,
                          backends=tuple(dict.fromkeys(args.backends)), frames=args.frames,
                          live_seconds=args.live_seconds, eval_faces=args.eval_faces,

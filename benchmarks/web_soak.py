@@ -183,7 +183,7 @@ def web_soak(minutes: float, out: Path, *, sessions: int, work: Path, grace_s: f
     warmup = max(1, round(n_windows / 10))
     log_path = out / "web_soak_server.log"
     t_start = time.perf_counter()
-    with _server(folders, log_path) as (process, url):
+    with web_server(folders, log_path) as (process, url):
         server_start_s = time.perf_counter() - t_start
         log(f"web soak: server {url} (pid {process.pid}) listening after {server_start_s:.0f} "
             f"s; {sessions} sessions")
@@ -304,7 +304,7 @@ def wait_until_listening(process: subprocess.Popen, port: int, timeout_s: float)
 
 
 @contextlib.contextmanager
-def _server(folders: dict[str, Path], log_path: Path
+def web_server(folders: dict[str, Path], log_path: Path
             ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``realtime-unmask web`` in a subprocess; stopped as Ctrl-C would stop it."""
     with socket.socket() as s:

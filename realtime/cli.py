@@ -299,6 +299,10 @@ def build_web_parser() -> argparse.ArgumentParser:
                         help="also publish a temporary public gradio.live link (default: off)")
     parser.add_argument("--max-faces", type=int, default=4, metavar="N",
                         help="most faces processed per frame, 1-16 (default: 4)")
+    parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
+                        help="a STUN or TURN server for the WebRTC webcam, for browsers across "
+                             "a NAT (stun:HOST:PORT, turn:USER:PASSWORD@HOST:PORT; repeatable; "
+                             "default: none, enough on this machine and a LAN)")
     _add_engine_options(parser)
     return parser
 
@@ -310,7 +314,8 @@ def cmd_web(argv: Sequence[str]) -> int:
 
     engines = _engine_config(args, backend="auto")  # the Settings tab picks the backend
     serve(WebConfig(host=args.host, port=args.port, share=args.share, backend=args.backend,
-                    max_faces=args.max_faces, engines=engines))
+                    max_faces=args.max_faces, engines=engines,
+                    ice_servers=tuple(args.ice_server)))
     return 0
 
 

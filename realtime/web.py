@@ -75,8 +75,15 @@ class WebConfig:
     """How long one webcam stream may run before the user has to start it again."""
     webcam_streams: int = 4
     """Webcam streams processed at once (each its own session and pipeline)."""
+    ice_servers: tuple[str, ...] = ()
+    """STUN/TURN servers for the WebRTC webcam (``stun:HOST:PORT``,
+    ``turn:USER:PASSWORD@HOST:PORT``): none are needed on this machine or a LAN; a browser
+    behind another NAT needs one (a TURN server where both sides are behind NAT)."""
 
     def __post_init__(self) -> None:
+        from realtime.webrtc import ice_server
+
+
         if not 1 <= self.port <= 65535:
             raise ValueError(f"--port must be between 1 and 65535, got {self.port}")
         Settings(self.backend, self.max_faces)  # the same checks as the Settings tab's
@@ -84,6 +91,8 @@ class WebConfig:
                   self.webcam_time_limit_s, self.webcam_streams)
         if min(limits) <= 0:
             raise ValueError(f"web limits must be > 0, got {limits}")
+        for url in self.ice_servers:
+            ice_server(url)  # raises, saying what a server looks like
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import get_args
@@ -27,11 +28,26 @@ VIEW_PX = 480
 """Height of every picture and video box: small uploads are scaled up to it, not left tiny."""
 CSS = """
 .big-view img, .big-view video { width: 100%; height: 100%; object-fit: contain; }
+.rtc-box { position: relative; background: #111; }
+.rtc-box #rtc-output { width: 100%; height: 100%; object-fit: contain; }
+.rtc-box #rtc-camera { position: absolute; right: 8px; bottom: 8px; width: 160px;
+                       border: 2px solid #fff; }
+#rtc-readout { padding: 6px 0; font-variant-numeric: tabular-nums; }
 .provenance { padding: 6px 10px; border-left: 4px solid #d97706; background: #fffbeb;
                color: #78350f; }
 """
 """Gradio's own style shrinks a picture to its natural size ("scale-down"); this fills the box
 and keeps the aspect ratio. ``serve`` passes it to ``launch`` (where Gradio 6 takes CSS)."""
+RTC_VIEW = f"""
+<div class="rtc-box" style="height: {VIEW_PX}px">
+  <video id="rtc-output" autoplay playsinline muted></video>
+  <video id="rtc-camera" autoplay playsinline muted title="your camera, as sent"></video>
+</div>
+<div id="rtc-readout">Press "Start the camera": it streams over WebRTC to this server and back,
+unmasked. The strip of squares in the top-left corner stamps each frame with its capture time,
+so that the page can measure the delay from camera to screen.</div>
+"""
+"""The WebRTC result, with the camera as sent (stamp included) in its corner."""
 
 
 def build_blocks(app: WebApp) -> gr.Blocks:
@@ -83,14 +99,18 @@ def build_blocks(app: WebApp) -> gr.Blocks:
                 ui.video_overlay = gr.Checkbox(label="Tint the painted region",
                                                elem_id="video-overlay")
                 ui.video_file = gr.File(label="Download (MP4)", elem_id="video-file")
-        with gr.Tab("Webcam"), gr.Row(equal_height=False):
-            ui.webcam_in = gr.Image(label="Camera", sources=["webcam"], streaming=True,
-                                    elem_id="webcam-input")
-            with gr.Column():
-                ui.webcam_out = gr.Image(label="Result", format="jpeg", interactive=False,
-                                         elem_id="webcam-output", **big)
-                gr.Markdown(NOTE, elem_classes="provenance", elem_id="webcam-note")
-                ui.webcam_speed = gr.Markdown(elem_id="webcam-speed")
+        with gr.Tab("Webcam"):
+            _webrtc_view(ui)
+            with gr.Accordion("No video above? The fallback: pictures over HTTP (slower, "
+                              "but works wherever the page does, --share included)",
+                              open=False, elem_id="webcam-fallback"), gr.Row(equal_height=False):
+                ui.webcam_in = gr.Image(label="Camera", sources=["webcam"], streaming=True,
+                                        elem_id="webcam-input")
+                with gr.Column():
+                    ui.webcam_out = gr.Image(label="Result", format="jpeg", interactive=False,
+                                             elem_id="webcam-output", **big)
+                    gr.Markdown(NOTE, elem_classes="provenance", elem_id="webcam-note")
+                    ui.webcam_speed = gr.Markdown(elem_id="webcam-speed")
         with gr.Tab("Settings"):
             ui.settings = [  # in the order of Settings.from_page
                 gr.Dropdown(list(get_args(Backend)), value=c.backend, label="Inference backend"),
@@ -134,10 +154,34 @@ def _wire(app: WebApp, ui: SimpleNamespace, clip: Path) -> None:
                     label="No masked video at hand? Click this", example_labels=[caption],
                     elem_id="video-examples")
     # The browser sends the next frame once the last one is back, on this clock's next tick.
+    # The WebRTC client gets the Settings tab's values when it starts (webrtc_client.js).
+    ui.rtc_start.click(None, ui.settings, None, js="(...s) => window.realtimeUnmask.start(s)")
+    ui.rtc_stop.click(None, None, None, js="() => window.realtimeUnmask.stop()")
     ui.webcam_in.stream(webcam_fn, [ui.session, ui.webcam_in, *ui.settings],
                         [ui.webcam_out, ui.webcam_speed, ui.session], stream_every=0.05,
                         time_limit=app.config.webcam_time_limit_s, show_progress="hidden",
                         concurrency_limit=app.config.webcam_streams)
+
+
+def _webrtc_view(ui: SimpleNamespace) -> None:
+    """The WebRTC webcam: the result large, the camera small in its corner, start/stop, and
+    the frame rate and glass-to-glass latency measured in the page (``webrtc_client.js``)."""
+    with gr.Row():
+        ui.rtc_start = gr.Button("Start the camera", variant="primary", elem_id="rtc-start")
+        ui.rtc_stop = gr.Button("Stop", elem_id="rtc-stop")
+    gr.HTML(RTC_VIEW, elem_id="rtc-view")
+    gr.Markdown(NOTE, elem_classes="provenance", elem_id="rtc-note")
+
+
+def rtc_head(app: WebApp) -> str:
+    """The page's <head> addition: the ICE servers (none unless ``--ice-server``) and the
+    WebRTC client."""
+    from realtime.webrtc import ice_server
+
+    config = {"iceServers": [ice_server(url) for url in app.config.ice_servers]}
+    client = Path(__file__).with_name("webrtc_client.js").read_text()
+    return (f"<script>window.REALTIME_UNMASK_RTC = {json.dumps(config)};</script>\n"
+            f"<script>{client}</script>")
 
 
 def _same_value(boxes: list[gr.Checkbox]) -> None:
@@ -155,11 +199,16 @@ def _close_session(session: Session | None) -> None:
 
 def serve(config: WebConfig) -> None:
     """Builds the page and serves it until interrupted; temporary files go with it."""
+    from realtime.webrtc import RtcServer
+
     app = WebApp(config)
+    rtc = RtcServer(app)
     try:
         demo = build_blocks(app)
         demo.queue(max_size=32)
         demo.launch(server_name=config.host, server_port=config.port, share=config.share,
-                    max_file_size=f"{config.max_file_mb}mb", ssr_mode=False, css=CSS)
+                    max_file_size=f"{config.max_file_mb}mb", ssr_mode=False, css=CSS,
+                    head=rtc_head(app), app_kwargs={"routes": rtc.routes(),
+                                                    "lifespan": rtc.lifespan})
     finally:
         app.close()

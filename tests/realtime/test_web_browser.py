@@ -28,17 +28,12 @@ import pytest
 from PIL import Image
 
 from benchmarks.web_soak import wait_until_listening
+from benchmarks.webrtc_bench import BrowserUnavailable, chromium_page
 from realtime.sinks import PROVENANCE
 from realtime.web_page import NOTE
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage",  # containers have a tiny /dev/shm
-                 "--use-fake-device-for-media-stream",  # a synthetic camera...
-                 "--use-fake-ui-for-media-stream"]  # ...that the page may use without asking
 SERVER_LIFETIME_S = 900  # the server stops by itself after this, whatever happens here
 SERVER_START_S = 180  # a loaded 2-core machine takes over a minute to import Gradio alone
 FACE = "train_1711.png"  # a 128 px tight crop of a face in a surgical mask
@@ -80,21 +75,11 @@ def _server(tmp: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _browser(tmp: Path) -> Iterator:
-    if not CHROMIUM.is_file():
-        pytest.skip(f"browser test skipped: {CHROMIUM} not found (apt-get install -y chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="browser test skipped: pip install playwright")
-    with sync_api.sync_playwright() as playwright:
-        try:
-            context = playwright.chromium.launch_persistent_context(
-                str(tmp / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-                args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
-        except sync_api.Error as exc:
-            pytest.skip(f"browser test skipped: Chromium did not start: {exc}")
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    try:
+        with chromium_page(tmp / "chromium-profile") as page:
+            yield page
+    except BrowserUnavailable as exc:
+        pytest.skip(f"browser test skipped: {exc}")
 
 
 def _short_clip(masked_clip: Path, out: Path, seconds: float = 2.0) -> Path:
@@ -273,6 +258,7 @@ def _check_webcam_tab(page) -> None:
     # Streaming starves a loaded 2-core machine's Chromium: its clicks and captures take
     # tens of seconds there, hence the long timeouts.
     page.get_by_role("tab", name="Webcam").click()
+    page.get_by_text("No video above?").click()  # opens the image-polling fallback
     page.get_by_text("Click to Access Webcam").click()
     page.click("#webcam-input button[aria-label='capture photo']",  # starts the stream
                timeout=120_000)
@@ -298,7 +284,7 @@ def test_page_in_a_real_browser(shared_data: Path, masked_clip: Path, tmp_path: 
             _check_video_example(page, url)
             _check_video_upload(page, url, clip, tmp_path)
             _check_webcam_tab(page)
-            page.get_by_role("tab", name="Settings").click()
+            page.get_by_role("tab", name="Settings").click(timeout=120_000)  # still streaming
             tint = page.get_by_label("Tint the painted region").last  # the Settings tab's box
             assert tint.is_visible() and not tint.is_checked()  # unticked on the Video tab
             page.screenshot(path=ARTIFACTS / "web_settings.png", full_page=True)
