@@ -49,7 +49,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from engines import EngineError
-from realtime.sinks import draw_label
+from realtime.present import present
 from realtime.types import Frame, UnmaskError
 from realtime.web import Session, Settings, WebApp
 
@@ -224,7 +224,8 @@ class Peer:
         started = time.perf_counter()
         image_bgr = frame.to_ndarray(format="bgr24")
         result = self._pipeline.process(Frame(self.stats.processed, started, image_bgr))
-        out_bgr = draw_label(result.out_bgr.copy()) if self.settings.label else result.out_bgr
+        out_bgr = present(image_bgr, result.out_bgr, result.mask_full_hw, self.settings.view(),
+                          in_place=True)  # the pipeline's frame is not needed after this
         out = av.VideoFrame.from_ndarray(out_bgr, format="bgr24")
         out.pts, out.time_base = round(time.monotonic() * RTP_HZ), VIDEO_TIME_BASE
         stats = self.stats
