@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from realtime.edges import disc
 from realtime.face.align import Alignment, crop_roi, warp_to_frame
 
 
@@ -18,8 +19,7 @@ def feather(mask_hw: np.ndarray, radius_px: int) -> np.ndarray:
     """A soft alpha (float32 in [0, 1]) that covers the mask and fades out past its edge."""
     if radius_px <= 0 or not mask_hw.any():
         return mask_hw.astype(np.float32)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1,) * 2)
-    grown = cv2.dilate(mask_hw.astype(np.float32), kernel)
+    grown = cv2.dilate(mask_hw.astype(np.float32), disc(radius_px))
     return cv2.GaussianBlur(grown, (0, 0), sigmaX=radius_px / 2)
 
 
@@ -78,7 +78,7 @@ def match_colour(painted_rgb: np.ndarray, mask_hw: np.ndarray, *, ring_px: int =
     m = (mask_hw > 0.5).astype(np.uint8)
     if not m.any():
         return painted_rgb
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1,) * 2)
+    kernel = disc(ring_px)
     upper = np.zeros_like(m)
     upper[: int(skin_below * m.shape[0])] = 1
     outside = (cv2.dilate(m, kernel) - m) & upper

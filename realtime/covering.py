@@ -30,6 +30,7 @@ from functools import cache
 import cv2
 import numpy as np
 
+from realtime.edges import disc
 from realtime.face.align import CANONICAL_XY
 
 EYE_Y = float(CANONICAL_XY[0, 1])
@@ -112,13 +113,12 @@ def plausible_covering(binary_hw: np.ndarray, config: CoveringConfig,
         return np.zeros_like(binary_hw, dtype=np.float32), False
     radius = max(1, round(config.open_px * size / 128)) if config.open_px else 0
     if radius:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
-        mask_u8 = cv2.morphologyEx(mask_u8, cv2.MORPH_OPEN, kernel)
+        mask_u8 = cv2.morphologyEx(mask_u8, cv2.MORPH_OPEN, disc(radius))
     count, labels = cv2.connectedComponents(mask_u8, connectivity=8)
-    disc = mouth_disc(size, config.disc_radius)
-    touching = np.unique(labels[disc & (labels > 0)])
-    kept = np.isin(labels, touching[touching > 0]) if count > 1 else np.zeros_like(disc)
-    covered = (kept[disc].mean() >= config.mouth_cover
+    mouth = mouth_disc(size, config.disc_radius)
+    touching = np.unique(labels[mouth & (labels > 0)])
+    kept = np.isin(labels, touching[touching > 0]) if count > 1 else np.zeros_like(mouth)
+    covered = (kept[mouth].mean() >= config.mouth_cover
                and kept.mean() >= config.min_area
                and (prob_hw is None or float(prob_hw[kept].mean()) >= config.min_confidence))
     return kept.astype(np.float32), bool(covered)

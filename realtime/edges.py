@@ -8,6 +8,7 @@ round, which costs identity (ArcFace cosine 0.603 -> 0.565 on the true masks). S
 follows the picture: from the segmented edge outwards, one pixel ring at a time, a pixel
 joins when at least a quarter of its colour is the covering's (``MIN_SHARE``).
 
+    masks_hw = grow(masks_hw, 2)                                  # a fixed 2 px
     masks_hw = guided_grow(crops_rgb, masks_hw, min_px=0, max_px=4)
 """
 
@@ -33,8 +34,17 @@ so a mask with a light top and a shaded bottom is compared with its own part."""
 
 
 @cache
-def _disc(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+def disc(radius_px: int) -> np.ndarray:
+    """The (2r+1)-square uint8 elliptic structuring element of ``radius_px``: the one kernel
+    every grow, shrink, opening and feather of a mask uses, made once per radius."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1,) * 2)
+
+
+def grow(masks_hw: np.ndarray, radius_px: int) -> np.ndarray:
+    """Dilates each binary mask (N x S x S float32) by a disc of ``radius_px``."""
+    if radius_px <= 0:
+        return masks_hw
+    return np.stack([cv2.dilate(m, disc(radius_px)) for m in masks_hw])
 
 
 def _local_mean(lab: np.ndarray, weight_hw: np.ndarray, sigma: float,
@@ -52,13 +62,13 @@ def guided_grow_one(crop_rgb: np.ndarray, mask_hw: np.ndarray, min_px: int,
     scale = crop_rgb.shape[0] / 128
     min_r, max_r = round(min_px * scale), round(max_px * scale)
     mask_u8 = (mask_hw > 0.5).astype(np.uint8)
-    grown = cv2.dilate(mask_u8, _disc(min_r)) if min_r > 0 else mask_u8
+    grown = cv2.dilate(mask_u8, disc(min_r)) if min_r > 0 else mask_u8
     if max_r <= min_r or not mask_u8.any():
         return grown.astype(np.float32)
     lab = cv2.cvtColor(np.ascontiguousarray(crop_rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
     inner = cv2.erode(mask_u8, np.ones((3, 3), np.uint8)).astype(np.float32)  # no edge pixels
-    reach = cv2.dilate(mask_u8, _disc(max_r + 1))
-    outside = (cv2.dilate(mask_u8, _disc(max_r + round(OUTSIDE_PX * scale))) - reach)
+    reach = cv2.dilate(mask_u8, disc(max_r + 1))
+    outside = (cv2.dilate(mask_u8, disc(max_r + round(OUTSIDE_PX * scale))) - reach)
     inside_mean, inside_w = _local_mean(lab, inner, SIGMA_PX * scale)
     outside_mean, outside_w = _local_mean(lab, outside.astype(np.float32), SIGMA_PX * scale)
     across = outside_mean - inside_mean
@@ -67,7 +77,7 @@ def guided_grow_one(crop_rgb: np.ndarray, mask_hw: np.ndarray, min_px: int,
     alike = ((towards_outside <= 1 - MIN_SHARE) & (length2 >= MIN_CONTRAST ** 2)
              & (inside_w > 1e-3) & (outside_w > 1e-3)).astype(np.uint8)
     for _ in range(max_r - min_r):
-        ring = cv2.dilate(grown, _disc(1)) & (1 - grown) & alike
+        ring = cv2.dilate(grown, disc(1)) & (1 - grown) & alike
         if not ring.any():
             break
         grown = grown | ring

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import cv2
 import numpy as np
 
 from engines.base import Engine, generator_mask
@@ -27,7 +26,7 @@ from realtime.composite import (
     telea_inpaint,
 )
 from realtime.covering import CoveringConfig, CoveringVotes, below_eyes, plausible_covering
-from realtime.edges import guided_grow
+from realtime.edges import grow, guided_grow
 from realtime.face.align import Alignment, estimate_alignment, reference_points, warp_to_crop
 from realtime.smoothing import MaskSmoothers, SmoothingConfig
 from realtime.types import Closing, Face, Frame, Inpainter
@@ -103,14 +102,6 @@ def to_network(crops_rgb: np.ndarray) -> np.ndarray:
 def from_network(batch: np.ndarray) -> np.ndarray:
     """N x 3 x S x S float32 in [-1, 1] -> N x S x S x 3 uint8 RGB."""
     return np.clip((batch.transpose(0, 2, 3, 1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-
-
-def grow(masks_hw: np.ndarray, radius_px: int) -> np.ndarray:
-    """Dilates each binary mask (N x S x S float32) by a disc of ``radius_px``."""
-    if radius_px <= 0:
-        return masks_hw
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1,) * 2)
-    return np.stack([cv2.dilate(m, kernel) for m in masks_hw])
 
 
 def segment(engine, crops_rgb: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from engines.base import generator_mask
+from realtime.edges import disc
 
 EXACT_P = 0.15
 """Share of samples given the true mask alone ({0, 1}, no ring), as when painting with a
@@ -30,18 +31,14 @@ GROWS_PX = (1, 2, 2, 2, 3)
 """The grow before painting (the pipeline's default is 2 px)."""
 
 
-def _disc(radius_px: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1,) * 2)
-
-
 def misplaced(mask_hw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A {0, 1} segmentation of ``mask_hw`` whose edge is off as a segmenter's is."""
     edge = int(rng.choice(EDGE_SHIFTS_PX))
     m = mask_hw.astype(np.float32)
     if edge > 0:
-        m = cv2.dilate(m, _disc(edge))
+        m = cv2.dilate(m, disc(edge))
     elif edge < 0:
-        m = cv2.erode(m, _disc(-edge))
+        m = cv2.erode(m, disc(-edge))
     if rng.random() < SHIFT_P:
         dx, dy = (int(v) for v in rng.integers(-1, 2, size=2))
         m = cv2.warpAffine(m, np.float32([[1, 0, dx], [0, 1, dy]]), m.shape[::-1],
@@ -59,7 +56,7 @@ def band_masks(mask: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
             out.append(m.astype(np.float32))
             continue
         seg = misplaced(m, rng)
-        paint = cv2.dilate(seg, _disc(int(rng.choice(GROWS_PX))))
+        paint = cv2.dilate(seg, disc(int(rng.choice(GROWS_PX))))
         out.append(generator_mask(seg[None], paint[None])[0])
     return torch.from_numpy(np.stack(out))[:, None]
 

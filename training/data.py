@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -204,24 +204,23 @@ def degrade(image_rgb: np.ndarray, rng: np.random.Generator,
     through the same rescaling and blur and comes back with the image: where the damage
     spreads the covering's colour onto the skin around it (None when not given)."""
     size = image_rgb.shape[1], image_rgb.shape[0]
-    out, cover = image_rgb, cover_hw
+    spatial: list[Callable[[np.ndarray], np.ndarray]] = []  # what happens to the cover too
     if rng.random() < 0.5:
         scale = rng.uniform(0.25, 0.9)
-        small = cv2.resize(out, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        out = cv2.resize(small, size, interpolation=cv2.INTER_LINEAR)
-        if cover is not None:
-            cover = cv2.resize(cv2.resize(cover, None, fx=scale, fy=scale,
-                                          interpolation=cv2.INTER_AREA),
-                               size, interpolation=cv2.INTER_LINEAR)
+        spatial.append(lambda a: cv2.resize(cv2.resize(a, None, fx=scale, fy=scale,
+                                                       interpolation=cv2.INTER_AREA),
+                                            size, interpolation=cv2.INTER_LINEAR))
     if rng.random() < 0.5:
         if rng.random() < 0.6:
             sigma = rng.uniform(0.4, 1.3)
-            out = cv2.GaussianBlur(out, (0, 0), sigma)
-            cover = None if cover is None else cv2.GaussianBlur(cover, (0, 0), sigma)
+            spatial.append(lambda a: cv2.GaussianBlur(a, (0, 0), sigma))
         else:
             kernel = _motion_kernel(rng)
-            out = cv2.filter2D(out, -1, kernel)
-            cover = None if cover is None else cv2.filter2D(cover, -1, kernel)
+            spatial.append(lambda a: cv2.filter2D(a, -1, kernel))
+    out, cover = image_rgb, cover_hw
+    for op in spatial:
+        out = op(out)
+        cover = None if cover is None else op(cover)
     if rng.random() < 0.5:
         out = _jpeg(out, int(rng.integers(20, 85)))
     if rng.random() < 0.5:

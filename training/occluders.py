@@ -237,7 +237,7 @@ def add_ear_loops(rgb: np.ndarray, alpha: np.ndarray, landmarks_xy: np.ndarray,
     top, bottom = ys.min(), ys.max()
     layer = np.zeros((size, size), np.uint8)
     thickness = max(1, round(size * rng.uniform(0.008, 0.016)))
-    for side, ear in ((0, mesh.EAR_TRAGIONS[0]), (1, mesh.EAR_TRAGIONS[1])):
+    for side, ear in enumerate(mesh.EAR_TRAGIONS):  # the image's left ear, then right
         ear_xy = landmarks_xy[ear]
         for frac in (rng.uniform(0.1, 0.3), rng.uniform(0.6, 0.85)):  # upper and lower loop
             row = int(top + frac * (bottom - top))

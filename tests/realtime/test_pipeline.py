@@ -112,7 +112,7 @@ def test_config_validation(kwargs, match) -> None:
 
 @pytest.mark.parametrize("radius", [0, 1, 3])
 def test_grow_dilates_by_the_radius(radius: int) -> None:
-    from realtime.pipeline import grow
+    from realtime.edges import grow
 
     masks = np.zeros((2, 32, 32), np.float32)
     masks[:, 20:, 8:24] = 1

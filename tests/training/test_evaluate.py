@@ -197,7 +197,7 @@ def test_product_masks_paint_what_the_pipeline_paints() -> None:
     assert painted.shape == logits.shape and painted[1].sum() == 0
     assert (painted[0] >= raw).all() and painted[0].sum() > raw.sum()  # grown by 2 px
     from realtime.covering import CoveringConfig, below_eyes, plausible_covering
-    from realtime.pipeline import grow
+    from realtime.edges import grow
 
     kept_hw, _ = plausible_covering(raw[0].numpy(), CoveringConfig())
     np.testing.assert_array_equal(painted[0, 0].numpy(),
