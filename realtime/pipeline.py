@@ -197,14 +197,15 @@ class Pipeline(Closing):
         masks_hw, covered = self._coverings(faces, self._smooth(faces, probs_hw, alignments),
                                             probs_hw)
         upper_off = below_eyes(self.config.crop_size)
-        segmented_hw = masks_hw * upper_off
+        segmented_hw = masks_hw
         masks_hw = self.config.grown(crops_rgb, masks_hw) * upper_off
         t = _lap(timings, "segment", t)
         if self.config.inpainter == "telea":
             painted_rgb = telea_inpaint(crops_rgb, masks_hw)
         else:
             painted_rgb = self._inpaint_masked(crops_rgb, generator_mask(
-                segmented_hw, masks_hw) if self.engines.generator_band else masks_hw)
+                segmented_hw * upper_off, masks_hw) if self.engines.generator_band
+                else masks_hw)
             if self.config.colour_match:
                 painted_rgb = np.stack([match_colour(p, m) for p, m in zip(
                     painted_rgb, masks_hw, strict=True)])
