@@ -26,7 +26,7 @@ from realtime.composite import (
     telea_inpaint,
 )
 from realtime.covering import CoveringConfig, CoveringVotes, below_eyes, plausible_covering
-from realtime.edges import grow, guided_grow
+from realtime.edges import guided_grow, prob_grow
 from realtime.face.align import Alignment, estimate_alignment, reference_points, warp_to_crop
 from realtime.smoothing import MaskSmoothers, SmoothingConfig
 from realtime.types import Closing, Face, Frame, Inpainter
@@ -53,9 +53,13 @@ class PipelineConfig:
     """Shift each painted region's colour to meet the visible skin around it
     (``realtime.composite.match_colour``)."""
     grow_px: int = 2
-    """Grow the mask by this many crop pixels before painting: segmentation stops a pixel or
-    two short of a real mask's edge, which otherwise stays visible as a thin coloured rim. A
-    band generator sees the ring's pixels and keeps the real skin among them."""
+    """Grow the mask by up to this many crop pixels before painting: segmentation stops a
+    pixel or two short of a real mask's edge, which otherwise stays visible as a thin coloured
+    rim. A band generator sees the ring's pixels and keeps the real skin among them."""
+    grow_min_prob: float = 0.0
+    """The grow takes only pixels the segmenter gives at least this probability of being
+    covering (``realtime.edges.prob_grow``): a soft real edge is taken, the skin beside a
+    crisp one is not. 0 grows blindly by ``grow_px``."""
     grow_reach_px: int = 0
     """Above ``grow_px``: grow further, up to this many pixels, but only through pixels
     coloured like the covering (``realtime.edges``); 0 grows by ``grow_px`` alone."""
@@ -72,15 +76,21 @@ class PipelineConfig:
             raise ValueError(f"feather must be between 0 and 32 px, got {self.feather_px}")
         if not 0 <= self.grow_px <= 16:
             raise ValueError(f"grow must be between 0 and 16 px, got {self.grow_px}")
+        if not 0 <= self.grow_min_prob < 0.5:
+            raise ValueError(f"grow min probability must be in [0, 0.5), got "
+                             f"{self.grow_min_prob}")
         if not (self.grow_reach_px == 0 or self.grow_px < self.grow_reach_px <= 16):
             raise ValueError(f"grow reach must be 0 or between the grow ({self.grow_px}) "
                              f"and 16 px, got {self.grow_reach_px}")
 
-    def grown(self, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:
-        """The masks (N, S, S) grown as configured, before painting."""
+    def grown(self, crops_rgb: np.ndarray, masks_hw: np.ndarray,
+              probs_hw: np.ndarray) -> np.ndarray:
+        """The masks (N, S, S) grown as configured, before painting; ``probs_hw``: the
+        segmenter's probabilities (smoothed over time where masks are)."""
+        grown = prob_grow(masks_hw, probs_hw, self.grow_px, self.grow_min_prob)
         if self.grow_reach_px:
-            return guided_grow(crops_rgb, masks_hw, self.grow_px, self.grow_reach_px)
-        return grow(masks_hw, self.grow_px)
+            return guided_grow(crops_rgb, grown, 0, self.grow_reach_px - self.grow_px)
+        return grown
 
 
 @dataclass
@@ -194,11 +204,11 @@ class Pipeline(Closing):
         t = _lap(timings, "align", t)
         timings["align"] += mesh_ms
         probs_hw = segment(self.engines.segmenter, crops_rgb)
-        masks_hw, covered = self._coverings(faces, self._smooth(faces, probs_hw, alignments),
-                                            probs_hw)
+        smoothed_hw, averages_hw = self._smooth(faces, probs_hw, alignments)
+        masks_hw, covered = self._coverings(faces, smoothed_hw, probs_hw)
         upper_off = below_eyes(self.config.crop_size)
         segmented_hw = masks_hw
-        masks_hw = self.config.grown(crops_rgb, masks_hw) * upper_off
+        masks_hw = self.config.grown(crops_rgb, masks_hw, averages_hw) * upper_off
         t = _lap(timings, "segment", t)
         if self.config.inpainter == "telea":
             painted_rgb = telea_inpaint(crops_rgb, masks_hw)
@@ -217,14 +227,17 @@ class Pipeline(Closing):
         _lap(timings, "composite", t)
         return FrameResult(out_bgr, mask_full_hw, faces, covered)
 
-    def _smooth(self, faces: list[Face], probs_hw: np.ndarray,
-                alignments: list[Alignment]) -> np.ndarray:
+    def _smooth(self, faces: list[Face], probs_hw: np.ndarray, alignments: list[Alignment],
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(binary masks, the probabilities they were thresholded from), averaged over time
+        per track where smoothing is on."""
         if self.smoothers is None:
-            return (probs_hw > 0.5).astype(np.float32)
+            return (probs_hw > 0.5).astype(np.float32), probs_hw
         masks = [self.smoothers.update(f.track_id, p, a)
                  for f, p, a in zip(faces, probs_hw, alignments, strict=True)]
+        averages = [self.smoothers.average(f.track_id) for f in faces]
         self.smoothers.prune({f.track_id for f in faces})
-        return np.stack(masks)
+        return np.stack(masks), np.stack(averages)
 
     def _coverings(self, faces: list[Face], masks_hw: np.ndarray, probs_hw: np.ndarray,
                    ) -> tuple[np.ndarray, list[bool]]:

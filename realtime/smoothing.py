@@ -142,6 +142,14 @@ class MaskSmoothers:
             smoother = self._by_track[track_id] = MaskSmoother(self.config)
         return smoother.update(prob_hw, alignment)
 
+    def average(self, track_id: int) -> np.ndarray:
+        """The averaged mask probabilities (S x S float32) of ``track_id``, after its
+        ``update``."""
+        smoother = self._by_track.get(track_id)
+        if smoother is None or smoother.average_hw is None:
+            raise RuntimeError(f"track {track_id} has no mask yet: call update() first")
+        return smoother.average_hw
+
     def smooth_painted(self, track_id: int, painted_rgb: np.ndarray) -> np.ndarray:
         """``MaskSmoother.smooth_painted`` for ``track_id``; call after its ``update``."""
         smoother = self._by_track.get(track_id)

@@ -235,7 +235,7 @@ def product_masks(logits: torch.Tensor, masked: torch.Tensor,
             kept[i] = kept_hw
     upper_off = below_eyes(binary_hw.shape[-1])[None]
     crops_rgb = from_network(masked.detach().cpu().numpy())
-    painted = (pipeline or PipelineConfig()).grown(crops_rgb, kept) * upper_off
+    painted = (pipeline or PipelineConfig()).grown(crops_rgb, kept, probs_hw) * upper_off
 
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, np.float32))[:, None]

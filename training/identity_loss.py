@@ -123,25 +123,56 @@ def canonical_to_arcface_theta(crop_size: int, batch: int) -> torch.Tensor:
     return torch.tensor(theta, dtype=torch.float32).expand(batch, 2, 3)
 
 
-def to_arcface_layout(crops: torch.Tensor) -> torch.Tensor:
-    """(N, 3, S, S) canonical crops -> (N, 3, 112, 112), differentiably (border replicated)."""
+def jitter_theta(theta: torch.Tensor, jitter: float, generator: torch.Generator | None = None,
+                 ) -> torch.Tensor:
+    """``theta`` (N, 2, 3) composed with a random similarity per sample: a shift of up to
+    ``jitter`` ArcFace pixels, a rotation of up to ``jitter`` degrees and a scale change of up to
+    ``jitter`` percent (uniform, each independent)."""
+    n = theta.shape[0]
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return (torch.rand(*shape, generator=generator) * 2 - 1).to(theta)
+    angle = uniform(n) * jitter * np.pi / 180
+    scale = 1 + uniform(n) * jitter / 100
+    shift = uniform(n, 2) * jitter * 2 / ARCFACE_SIZE          # pixels -> normalised units
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    rot = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+    linear = theta[:, :, :2] @ rot
+    offset = theta[:, :, 2:] + theta[:, :, :2] @ shift[:, :, None]
+    return torch.cat([linear, offset], dim=2)
+
+
+def to_arcface_layout(crops: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, 3, S, S) canonical crops -> (N, 3, 112, 112), differentiably (border replicated);
+    ``theta``: the ``affine_grid`` matrices to use instead of the evaluation's warp."""
     n, _, h, w = crops.shape
     if h != w:
         raise ValueError(f"canonical crops are square, got {h} x {w}")
-    theta = canonical_to_arcface_theta(h, n).to(crops)
+    if theta is None:
+        theta = canonical_to_arcface_theta(h, n).to(crops)
     grid = F.affine_grid(theta, [n, 3, ARCFACE_SIZE, ARCFACE_SIZE], align_corners=False)
     return F.grid_sample(crops.contiguous(), grid, mode="bilinear", padding_mode="border",
                          align_corners=False)
 
 
-def embed(arcface: TorchArcFace, crops: torch.Tensor) -> torch.Tensor:
+def embed(arcface: TorchArcFace, crops: torch.Tensor,
+          theta: torch.Tensor | None = None) -> torch.Tensor:
     """(N, 512) unit ArcFace embeddings of canonical RGB crops in [-1, 1] (ArcFace's own
     (x - 127.5) / 127.5 scaling of 0-255 RGB is exactly this range)."""
-    return F.normalize(arcface(to_arcface_layout(crops)), dim=1)
+    return F.normalize(arcface(to_arcface_layout(crops, theta)), dim=1)
 
 
-def identity_loss(arcface: TorchArcFace, fake: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """Mean of 1 - cosine between the ArcFace embeddings of ``fake`` and ``clean`` crops."""
+def identity_loss(arcface: TorchArcFace, fake: torch.Tensor, clean: torch.Tensor, *,
+                  jitter: float = 0.0) -> torch.Tensor:
+    """Mean of 1 - cosine between the ArcFace embeddings of ``fake`` and ``clean`` crops.
+
+    ``jitter`` > 0 warps each pair by the same random similarity (``jitter_theta``): the
+    generator is then rewarded for identity that survives small misalignments, not for
+    pixel patterns aimed at one exact warp of one network (which painted speckled mouths)."""
+    theta = None
+    if jitter > 0:
+        theta = jitter_theta(canonical_to_arcface_theta(fake.shape[-1], fake.shape[0]).to(fake),
+                             jitter)
     with torch.no_grad():
-        target = embed(arcface, clean)
-    return (1 - (embed(arcface, fake) * target).sum(dim=1)).mean()
+        target = embed(arcface, clean, theta)
+    return (1 - (embed(arcface, fake, theta) * target).sum(dim=1)).mean()

@@ -100,6 +100,9 @@ class InpainterConfig(TrainConfig):
     """Inverted-residual blocks after each down and up block of the generator."""
     identity_weight: float = 0.0
     """Weight of 1 - ArcFace cosine(output, clean) (``training.identity_loss``); 0: off."""
+    identity_jitter: float = 0.0
+    """Random misalignment of each output/clean pair before the identity loss: up to this
+    many ArcFace pixels of shift, degrees of rotation and percent of scale; 0: the exact warp."""
     arcface: Path | None = None
     """ArcFace ONNX (``python -m training.identity fetch``); None: the user cache."""
     band: bool = False
@@ -117,6 +120,8 @@ class InpainterConfig(TrainConfig):
             (0 <= self.region_start <= 1,
              f"--region-start must be in [0, 1], got {self.region_start}"),
             (0 <= self.blocks <= 3, f"--blocks must be 0..3, got {self.blocks}"),
+            (0 <= self.identity_jitter <= 10,
+             f"--identity-jitter must be in [0, 10], got {self.identity_jitter}"),
             (self.vgg is None or self.vgg.is_file(), f"--vgg file not found: {self.vgg}"),
             (self.arcface is None or self.arcface.is_file(),
              f"--arcface file not found: {self.arcface}"),
@@ -221,7 +226,8 @@ class Losses:
         terms["perc"] = (perceptual_loss(self.vgg, lower_face(fake), lower_face(clean),
                                          lower_face(valid), (1.0, 1.0, 1.0))
                          if self.vgg is not None else torch.zeros(()))
-        terms["id"] = (identity_loss(self.arcface, fake, clean) if self.arcface is not None
+        terms["id"] = (identity_loss(self.arcface, fake, clean, jitter=cfg.identity_jitter)
+                       if self.arcface is not None
                        else torch.zeros(()))
         terms["total"] = (cfg.rec_weight * terms["rec"] + cfg.adv_whole * terms["adv_w"]
                           + cfg.adv_region * terms["adv_r"] + cfg.fm_weight * terms["fm"]
@@ -338,7 +344,8 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
     parser.add_argument("--band", action="store_true", help="segmenter-like masks with an edge "
                         "ring the generator sees (training.band)")
     for name in ("lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
-                 "region_start", "perceptual_weight", "fm_weight", "identity_weight"):
+                 "region_start", "perceptual_weight", "fm_weight", "identity_weight",
+                 "identity_jitter"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=d[name].default)
     for name in ("disc_width", "disc_layers", "blocks"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
@@ -352,7 +359,7 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
     extra = {name: getattr(args, name) for name in (
         "depth", "refine", "lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
         "region_start", "disc_width", "disc_layers", "vgg", "perceptual_weight",
-        "fm_weight", "blocks", "identity_weight", "arcface", "band")}
+        "fm_weight", "blocks", "identity_weight", "identity_jitter", "arcface", "band")}
     return InpainterConfig(**common_kwargs(args), **extra)
 
 

@@ -1,11 +1,12 @@
-"""The guided grow: into the rim that still looks like the covering, and no further."""
+"""The grows: into the rim that still looks like the covering (or that the segmenter gives
+some probability), and no further."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from realtime.edges import MIN_SHARE, guided_grow, guided_grow_one
+from realtime.edges import MIN_SHARE, grow, guided_grow, guided_grow_one, prob_grow
 from realtime.pipeline import PipelineConfig
 
 SKIN = np.array([200, 150, 120], np.float32)
@@ -63,10 +64,32 @@ def test_batches_and_empty_masks() -> None:
 
 
 def test_the_pipeline_grows_as_configured() -> None:
-    rgb, core, _ = _scene(rim_px=3)
-    fixed = PipelineConfig(grow_px=2).grown(rgb[None], core[None])[0]
-    guided = PipelineConfig(grow_px=0, grow_reach_px=4).grown(rgb[None], core[None])[0]
+    rgb, core, share = _scene(rim_px=3)
+    probs = share[None].astype(np.float32)
+    fixed = PipelineConfig(grow_px=2).grown(rgb[None], core[None], probs)[0]
+    np.testing.assert_array_equal(fixed, grow(core[None], 2)[0])
+    guided = PipelineConfig(grow_px=0, grow_reach_px=4).grown(rgb[None], core[None], probs)[0]
     assert not np.array_equal(fixed, guided)
     np.testing.assert_array_equal(guided, guided_grow_one(rgb, core, 0, 4))
+    by_prob = PipelineConfig(grow_px=2, grow_min_prob=0.4).grown(rgb[None], core[None],
+                                                                 probs)[0]
+    np.testing.assert_array_equal(by_prob, prob_grow(core[None], probs, 2, 0.4)[0])
     with pytest.raises(ValueError, match="grow reach"):
         PipelineConfig(grow_px=3, grow_reach_px=2)
+    with pytest.raises(ValueError, match="grow min probability"):
+        PipelineConfig(grow_min_prob=0.5)
+
+
+def test_the_probability_grow_takes_a_soft_edge_and_not_the_skin_beside_a_crisp_one() -> None:
+    _, core, _ = _scene()
+    yy, xx = np.mgrid[0:128, 0:128]
+    probs = np.where(core > 0, 0.99, 0.01).astype(np.float32)
+    soft = (xx >= 80) & (xx < 83) & (yy >= 48) & (yy < 80)   # 3 px fading past the right edge
+    probs[soft] = 0.3
+    grown = prob_grow(core[None], probs[None], 2, 0.1)[0]
+    added = (grown > 0) & (core == 0)
+    assert added[soft].sum() == 2 * 32            # two rings of the soft edge, not the third
+    assert not added[~soft].any()                 # the crisp edges keep their skin
+    np.testing.assert_array_equal(prob_grow(core[None], probs[None], 2, 0.0),
+                                  grow(core[None], 2))
+    np.testing.assert_array_equal(prob_grow(core[None], probs[None], 0, 0.1), core[None])

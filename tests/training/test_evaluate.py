@@ -203,6 +203,9 @@ def test_product_masks_paint_what_the_pipeline_paints() -> None:
     np.testing.assert_array_equal(painted[0, 0].numpy(),
                                   grow(kept_hw[None], 2)[0] * below_eyes(128))
     no_grow = PipelineConfig(grow_px=0, grow_reach_px=0)
+    crisp = PipelineConfig(grow_px=2, grow_min_prob=0.1)   # the logits' edge is a step
+    by_prob = product_masks(logits, crops, crisp)[0][0, 0].numpy()
+    assert (by_prob >= kept_hw).all() and (by_prob <= raw[0].numpy()).all()  # no skin taken
     assert product_masks(logits, crops, no_grow)[0][0].sum() == kept_hw.sum()  # opened corners
     np.testing.assert_array_equal(segmented[0, 0].numpy(), kept_hw * below_eyes(128))
 
