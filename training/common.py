@@ -124,8 +124,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, mix: str) -> None:
                        ("degrade", "inputs given webcam/surveillance damage"),
                        ("photometric", "faces re-lit and re-coloured before drawing"),
                        ("hem", "templates given a hem along the upper edge (in the mask)"),
-                       ("loops", "templates given ear loops (in the mask)")):
-        parser.add_argument(f"--{flag}", type=float, default=None, metavar="P",
+                       ("loops", "templates given ear loops (in the mask)"),
+                       ("photo_prints", "templates printed with a window of another photo")):
+        parser.add_argument(f"--{flag.replace('_', '-')}", type=float, default=None, metavar="P",
                             help=f"share of {what}")
     parser.add_argument("--bleed-labels", action="store_true", default=None,
                         help="with --degrade: mark the skin that the damage smears the "
@@ -145,7 +146,8 @@ def occlusion_from_args(args: argparse.Namespace) -> OcclusionConfig:
                        ("template_grow", "template_grow"), ("clean", "clean_p"),
                        ("distractors", "distractor_p"), ("degrade", "degrade_p"),
                        ("photometric", "photometric_p"), ("hem", "hem_p"),
-                       ("loops", "loop_p"), ("bleed_labels", "bleed_labels")):
+                       ("loops", "loop_p"), ("photo_prints", "photo_p"),
+                       ("bleed_labels", "bleed_labels")):
         value = getattr(args, flag)
         if value is not None:
             changes[name] = tuple(value) if isinstance(value, list) else value

@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -67,6 +67,9 @@ class OcclusionConfig:
     """Share of templates tinted with a random colour."""
     pattern_p: float = 0.0
     """Share of templates painted with a procedural print or a solid black/white/grey."""
+    photo_p: float = 0.0
+    """Share of templates printed with a window of another training photo (hair, clothes,
+    scenery): the variety of real prints (``training.occluders.photo_print``)."""
     flip_p: float = 0.5
     """Share of samples mirrored left-right (after the occluder is pasted)."""
     template_scale: tuple[float, float] = (0.95, 1.08)
@@ -111,14 +114,16 @@ class OcclusionConfig:
             raise ValueError(f"template_scale must satisfy 0.5 <= lo <= hi <= 2, got {lo}, {hi}")
         if not 0 <= self.template_grow <= 1:
             raise ValueError(f"template_grow must be in [0, 1], got {self.template_grow}")
-        for name in ("misplace", "texture_p", "tint_p", "pattern_p", "flip_p", "clean_p",
+        for name in ("misplace", "texture_p", "tint_p", "pattern_p", "photo_p", "flip_p",
+                     "clean_p",
                      "distractor_p", "degrade_p", "photometric_p", "hem_p", "loop_p"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if self.texture_p + self.tint_p + self.pattern_p > 1:
-            raise ValueError("texture_p + tint_p + pattern_p must be at most 1, got "
-                             f"{self.texture_p + self.tint_p + self.pattern_p}")
+        prints = self.texture_p + self.tint_p + self.pattern_p + self.photo_p
+        if prints > 1 + 1e-9:
+            raise ValueError(f"texture_p + tint_p + pattern_p + photo_p must be at most 1, got "
+                             f"{prints}")
 
     @property
     def template_style(self) -> TemplateStyle:
@@ -261,6 +266,8 @@ class OcclusionDataset:
                  seed: int, shuffle: bool = True) -> None:
         if len(faces) == 0:
             raise ValueError("no faces to sample from")
+        if config.photo_p > 0 and occluders.photos_rgb is None:
+            occluders = replace(occluders, photos_rgb=faces.crops_rgb)
         self.faces, self.occluders, self.config = faces, occluders, config
         self.seed, self.shuffle = seed, shuffle
         self._perm_epoch, self._perm = -1, np.arange(len(faces))

@@ -36,6 +36,9 @@ class TemplateStyle:
     pattern_p: float = 0.0
     """Share painted with a procedural print (stripes, dots, checks) or a solid black, white
     or grey, as real cloth masks are; drawn after texture and tint."""
+    photo_p: float = 0.0
+    """Share printed with a window of a photo (``Occluders.photos_rgb``: hair, clothes,
+    scenery, skin): real masks carry prints no procedural pattern covers; drawn last."""
     template_scale: tuple[float, float] = (0.95, 1.08)
     template_grow: float = 0.0
     hem_p: float = 0.0
@@ -58,6 +61,9 @@ class MaskTemplate:
 class Occluders:
     templates: tuple[MaskTemplate, ...]
     textures_rgb: tuple[np.ndarray, ...]
+    photos_rgb: np.ndarray | None = None
+    """(N, S, S, 3) uint8 photos whose windows ``photo_p`` prints on templates (the training
+    faces themselves); None: no photo prints."""
     """Textures as (S, S, 3) uint8, resized to the crop size."""
 
 
@@ -143,6 +149,18 @@ def print_pattern(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.where(on[..., None], colours[0], colours[1])
 
 
+def photo_print(photos_rgb: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """(S, S, 3) float32: a random window (a quarter to 60% of the side) of a random photo,
+    resized to ``size``, mirrored half the time."""
+    photo = photos_rgb[rng.integers(len(photos_rgb))]
+    h, w = photo.shape[:2]
+    side = max(4, int(rng.uniform(0.25, 0.6) * min(h, w)))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    window = cv2.resize(photo[y:y + side, x:x + side], (size, size),
+                        interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    return window[:, ::-1] if rng.random() < 0.5 else window
+
+
 def _colour_template(rgb: np.ndarray, alpha: np.ndarray, occluders: Occluders,
                      config: TemplateStyle, rng: np.random.Generator) -> np.ndarray:
     """The warped template's RGB re-coloured: texture, tint, print or as is, then brightness;
@@ -160,6 +178,9 @@ def _colour_template(rgb: np.ndarray, alpha: np.ndarray, occluders: Occluders,
         rgb = rng.uniform(20, 240, size=3).astype(np.float32) * shade
     elif u < config.texture_p + config.tint_p + config.pattern_p:
         rgb = print_pattern(rgb.shape[0], rng) * shade
+    elif (u < config.texture_p + config.tint_p + config.pattern_p + config.photo_p
+          and occluders.photos_rgb is not None and len(occluders.photos_rgb)):
+        rgb = photo_print(occluders.photos_rgb, rgb.shape[0], rng) * shade
     return np.clip(rgb * rng.uniform(0.7, 1.2), 0, 255)
 
 

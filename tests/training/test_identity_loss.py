@@ -169,3 +169,27 @@ def test_with_the_identity_loss_the_best_checkpoint_weighs_identity_too() -> Non
     assert selection_score(b, with_id)[1] < selection_score(a, with_id)[1]  # +0.04 cosine: b
     assert selection_score(a, with_id)[0] == "lpips+arcface"
     assert selection_score({"val_psnr_mask": 20}, plain) == ("psnr", -20)
+
+
+def test_jitter_warps_each_pair_alike_and_zero_jitter_is_the_evaluation_warp(
+        tmp_path: Path) -> None:
+    from training.identity_loss import canonical_to_arcface_theta, jitter_theta
+
+    theta = canonical_to_arcface_theta(128, 4)
+    torch.testing.assert_close(jitter_theta(theta, 0.0), theta)
+    moved = jitter_theta(theta, 3.0, torch.Generator().manual_seed(0))
+    assert not torch.allclose(moved, theta)
+    # a bright square moves by at most ~3 px (plus rotation and scale about the centre)
+    square = torch.zeros(1, 3, 128, 128)
+    square[..., 60:68, 60:68] = 1
+
+    def centre(img: torch.Tensor) -> torch.Tensor:
+        ys, xs = torch.nonzero(img[0, 0] > 0.5, as_tuple=True)
+        return torch.stack([xs.float().mean(), ys.float().mean()])
+    for seed in range(5):
+        th = jitter_theta(theta[:1], 3.0, torch.Generator().manual_seed(seed))
+        shift = (centre(to_arcface_layout(square, th)) - centre(to_arcface_layout(square)))
+        assert shift.norm() < 3 * 1.5 + 4
+    arcface = TorchArcFace.from_onnx(tiny_graph(tmp_path / "tiny.onnx"))
+    clean = torch.rand(2, 3, 128, 128) * 2 - 1
+    assert identity_loss(arcface, clean, clean, jitter=3.0).item() == pytest.approx(0, abs=1e-5)

@@ -80,3 +80,34 @@ def test_the_trim_flags_reach_the_recipe() -> None:
         ["--out", "x", "--hem", "0.5", "--loops", "0.4", "--bleed-labels"]))
     assert (given.hem_p, given.loop_p, given.bleed_labels) == (0.5, 0.4, True)
     assert replace(given, hem_p=0.0, loop_p=0.0, bleed_labels=False) == base
+
+
+def test_photo_prints_cover_the_template_with_a_window_of_another_photo(
+        faces: FaceSet, occluders: Occluders) -> None:
+    plain_style = replace(TEMPLATE, texture_p=0.0, tint_p=0.0, pattern_p=0.0)
+    printed_style = replace(plain_style, photo_p=1.0)
+    for plain, printed in _pairs(faces, occluders, printed_style, seed=9):
+        # the same template in the same place: only its picture changes
+        np.testing.assert_array_equal(printed.mask_hw, plain.mask_hw)
+        inside = plain.mask_hw > 0
+        assert np.array_equal(printed.masked_rgb[~inside], plain.masked_rgb[~inside])
+        diff = np.abs(printed.masked_rgb.astype(int) - plain.masked_rgb.astype(int)).sum(-1)
+        assert np.mean(diff[inside] > 12) > 0.5
+    with np.testing.assert_raises(ValueError):
+        replace(plain_style, tint_p=0.5, photo_p=0.6)
+    parser = argparse.ArgumentParser()
+    add_common_args(parser, mix="segmenter")
+    args = parser.parse_args(["--out", "x", "--photo-prints", "0.15"])
+    assert occlusion_from_args(args).photo_p == 0.15
+
+
+def test_a_photo_print_is_a_window_of_one_photo() -> None:
+    from training.occluders import photo_print
+
+    photos = np.zeros((3, 64, 64, 3), np.uint8)
+    for i in range(3):
+        photos[i] = 80 * i
+    for seed in range(10):
+        window = photo_print(photos, 32, np.random.default_rng(seed))
+        assert window.shape == (32, 32, 3) and window.dtype == np.float32
+        assert len(np.unique(window)) == 1 and window.flat[0] in (0, 80, 160)
