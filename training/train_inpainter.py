@@ -344,9 +344,13 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
     parser.add_argument("--band", action="store_true", help="segmenter-like masks with an edge "
                         "ring the generator sees (training.band)")
     for name in ("lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
-                 "region_start", "perceptual_weight", "fm_weight", "identity_weight",
-                 "identity_jitter"):
+                 "region_start", "perceptual_weight", "fm_weight", "identity_weight"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=d[name].default)
+    parser.add_argument("--identity-jitter", type=float, metavar="PX",
+                        default=d["identity_jitter"].default,
+                        help="before the identity loss, warp each result/clean pair by the "
+                             "same random shift (up to PX px), rotation (PX degrees) and "
+                             "scale (PX percent); default: 0, the exact warp")
     for name in ("disc_width", "disc_layers", "blocks"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
     parser.add_argument("--vgg", type=Path, default=None,
