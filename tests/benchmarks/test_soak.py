@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,16 @@ def test_rss_is_read_from_the_process() -> None:
     rss = rss_bytes()
     if rss is None:
         pytest.skip("no /proc on this system: RSS is reported as not measured")
-    blob = bytearray(64 * 2**20)  # touch 64 MB: RSS must see it
-    blob[::4096] = b"x" * len(blob[::4096])
-    assert rss_bytes() - rss > 32 * 2**20
+    # Touch 64 MB of fresh pages: RSS must see them. An anonymous map, not a bytearray,
+    # whose memory the allocator may take from pages this process already holds (after
+    # earlier tests freed them), which would not raise RSS at all.
+    blob = mmap.mmap(-1, 64 * 2**20)
+    try:
+        for offset in range(0, len(blob), mmap.PAGESIZE):
+            blob[offset] = 1
+        assert rss_bytes() - rss > 32 * 2**20
+    finally:
+        blob.close()
 
 
 def test_a_short_soak_writes_its_report(shared_data: Path, tmp_path: Path) -> None:
