@@ -83,13 +83,18 @@ def _local_mean(lab: np.ndarray, weight_hw: np.ndarray, sigma: float,
 
 
 def guided_grow_one(crop_rgb: np.ndarray, mask_hw: np.ndarray, min_px: int,
-                    max_px: int) -> np.ndarray:
+                    max_px: int, start_hw: np.ndarray | None = None) -> np.ndarray:
     """One crop: ``mask_hw`` (S, S) {0, 1} grown by ``min_px`` always, then ring by ring up to
-    ``max_px`` (pixels at 128 px, scaled with the crop) through covering-coloured pixels."""
+    ``max_px`` (pixels at 128 px, scaled with the crop) through covering-coloured pixels.
+    ``start_hw``: what the first ``min_px`` rings already grew to (another grow's result)
+    instead of the fixed dilation; the colours are read about ``mask_hw`` either way."""
     scale = crop_rgb.shape[0] / 128
     min_r, max_r = round(min_px * scale), round(max_px * scale)
     mask_u8 = (mask_hw > 0.5).astype(np.uint8)
-    grown = cv2.dilate(mask_u8, disc(min_r)) if min_r > 0 else mask_u8
+    if start_hw is not None:
+        grown = (start_hw > 0.5).astype(np.uint8)
+    else:
+        grown = cv2.dilate(mask_u8, disc(min_r)) if min_r > 0 else mask_u8
     if max_r <= min_r or not mask_u8.any():
         return grown.astype(np.float32)
     lab = cv2.cvtColor(np.ascontiguousarray(crop_rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -112,7 +117,9 @@ def guided_grow_one(crop_rgb: np.ndarray, mask_hw: np.ndarray, min_px: int,
 
 
 def guided_grow(crops_rgb: np.ndarray, masks_hw: np.ndarray, min_px: int,
-                max_px: int) -> np.ndarray:
-    """``guided_grow_one`` over a batch: crops (N, S, S, 3) uint8 RGB, masks (N, S, S)."""
-    return np.stack([guided_grow_one(c, m, min_px, max_px)
-                     for c, m in zip(crops_rgb, masks_hw, strict=True)])
+                max_px: int, starts_hw: np.ndarray | None = None) -> np.ndarray:
+    """``guided_grow_one`` over a batch: crops (N, S, S, 3) uint8 RGB, masks (N, S, S) and
+    optionally their ``start_hw`` (N, S, S)."""
+    starts = [None] * len(masks_hw) if starts_hw is None else starts_hw
+    return np.stack([guided_grow_one(c, m, min_px, max_px, st)
+                     for c, m, st in zip(crops_rgb, masks_hw, starts, strict=True)])

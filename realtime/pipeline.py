@@ -91,10 +91,11 @@ class PipelineConfig:
               probs_hw: np.ndarray) -> np.ndarray:
         """The masks (N, S, S) grown as configured, before painting; ``probs_hw``: the
         segmenter's probabilities (smoothed over time where masks are)."""
-        grown = prob_grow(masks_hw, probs_hw, self.grow_px, self.grow_min_prob)
-        if self.grow_reach_px:
-            return guided_grow(crops_rgb, grown, 0, self.grow_reach_px - self.grow_px)
-        return grown
+        if not self.grow_reach_px:
+            return prob_grow(masks_hw, probs_hw, self.grow_px, self.grow_min_prob)
+        start = (prob_grow(masks_hw, probs_hw, self.grow_px, self.grow_min_prob)
+                 if self.grow_min_prob else None)  # None: the guided grow's own fixed part
+        return guided_grow(crops_rgb, masks_hw, self.grow_px, self.grow_reach_px, start)
 
 
 @dataclass
