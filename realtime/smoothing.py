@@ -145,17 +145,19 @@ class MaskSmoothers:
     def average(self, track_id: int) -> np.ndarray:
         """The averaged mask probabilities (S x S float32) of ``track_id``, after its
         ``update``."""
-        smoother = self._by_track.get(track_id)
-        if smoother is None or smoother.average_hw is None:
-            raise RuntimeError(f"track {track_id} has no mask yet: call update() first")
-        return smoother.average_hw
+        return self._updated(track_id).average_hw
 
     def smooth_painted(self, track_id: int, painted_rgb: np.ndarray) -> np.ndarray:
         """``MaskSmoother.smooth_painted`` for ``track_id``; call after its ``update``."""
+        return self._updated(track_id).smooth_painted(painted_rgb)
+
+    def _updated(self, track_id: int) -> MaskSmoother:
+        """The smoother of ``track_id``, which must have had an ``update`` since it was last
+        reset."""
         smoother = self._by_track.get(track_id)
-        if smoother is None:
+        if smoother is None or smoother.average_hw is None:
             raise RuntimeError(f"track {track_id} has no mask yet: call update() first")
-        return smoother.smooth_painted(painted_rgb)
+        return smoother
 
     def prune(self, alive_track_ids: set[int]) -> None:
         for track_id in set(self._by_track) - alive_track_ids:

@@ -115,8 +115,8 @@ class OcclusionConfig:
         if not 0 <= self.template_grow <= 1:
             raise ValueError(f"template_grow must be in [0, 1], got {self.template_grow}")
         for name in ("misplace", "texture_p", "tint_p", "pattern_p", "photo_p", "flip_p",
-                     "clean_p",
-                     "distractor_p", "degrade_p", "photometric_p", "hem_p", "loop_p"):
+                     "clean_p", "distractor_p", "degrade_p", "photometric_p", "hem_p",
+                     "loop_p"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")

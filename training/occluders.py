@@ -61,10 +61,10 @@ class MaskTemplate:
 class Occluders:
     templates: tuple[MaskTemplate, ...]
     textures_rgb: tuple[np.ndarray, ...]
+    """Textures as (S, S, 3) uint8, resized to the crop size."""
     photos_rgb: np.ndarray | None = None
     """(N, S, S, 3) uint8 photos whose windows ``photo_p`` prints on templates (the training
     faces themselves); None: no photo prints."""
-    """Textures as (S, S, 3) uint8, resized to the crop size."""
 
 
 def _read_template(root: Path, name: str, section: configparser.SectionProxy,
