@@ -204,6 +204,12 @@ class DWSCUNet(nn.Module):
         return self.head(h)
 
 
+GATE_SCALE = 10.0
+"""A gated generator's gate logit is its head's fourth output times this: the row starts at
+zero in a net whose other weights are trained, and at the generator's learning rate it would
+take thousands of steps to say 'keep' with any confidence."""
+
+
 class MaskInpainter(nn.Module):
     """Generator wrapper: paints only inside the mask, optionally refined coarse-to-fine.
 
@@ -215,23 +221,43 @@ class MaskInpainter(nn.Module):
     covering surely is (RGB zero there), 0.5 on a thin ring along the segmented edge where the
     RGB is left as seen, 0 outside. Everything above 0 is repainted, so on the ring the net decides:
     real skin is copied, a covering's rim the segmenter missed is painted over.
+
+    With ``gate`` (band only) the net's fourth output channel is a per-pixel blend weight on
+    the ring: sigmoid(gate) of the paint, the rest the pixel as seen. Keeping real skin is
+    then a gate of 0, not a copy the U-Net must redraw through its layers.
     """
 
     def __init__(self, coarse: DWSCUNet, refine: DWSCUNet | None = None, *,
-                 band: bool = False) -> None:
+                 band: bool = False, gate: bool = False) -> None:
         super().__init__()
+        if gate and (not band or refine is not None):
+            raise ValueError("a gated generator needs band masks and no refine stage")
         self.coarse = coarse
         self.refine = refine
         self.band = band
+        self.gate = gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gate:
+            return self.forward_gated(x)[0]
         masked_rgb, mask = x[:, :3], x[:, 3:4]
+        raw = self.coarse(x)
         paint = (mask > 0).to(x.dtype) if self.band else mask
-        out = masked_rgb * (1 - paint) + torch.tanh(self.coarse(x)) * paint
+        out = masked_rgb * (1 - paint) + torch.tanh(raw) * paint
         if self.refine is not None:
             fine = torch.tanh(self.refine(torch.cat([out, mask], dim=1)))
             out = masked_rgb * (1 - paint) + fine * paint
         return out
+
+    def forward_gated(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A gated net's output and its gate logits (N, 1, S, S; they count on the ring only),
+        which training also supervises (``training.band.gate_loss``)."""
+        masked_rgb, mask = x[:, :3], x[:, 3:4]
+        raw = self.coarse(x)
+        core = (mask > 0.75).to(x.dtype)  # the band's levels are 0, 0.5 and 1
+        logits = GATE_SCALE * raw[:, 3:4]
+        paint = core + ((mask > 0).to(x.dtype) - core) * torch.sigmoid(logits)
+        return masked_rgb * (1 - paint) + torch.tanh(raw[:, :3]) * paint, logits
 
 
 def build_segmenter(*, width: int = 16, depth: int = 6, dropout: float = 0.0,
@@ -252,6 +278,7 @@ def build_generator(
     upsample: Upsample = "resize",
     blocks: int = 0,
     band: bool = False,
+    gate: bool = False,
 ) -> MaskInpainter:
     """The GAN generator: masked RGB + mask in, RGB out, painted only inside the mask.
 
@@ -259,14 +286,16 @@ def build_generator(
     generator's plain U-Net). ``depth=4`` leaves an 8x8 bottleneck at 128 px (16x16 at
     256 px) where the dilated stack sees the whole face; deeper bottlenecks would make the
     dilations mostly padding. ``band``: the mask input has an edge ring whose pixels the net
-    sees and repaints (``MaskInpainter``).
+    sees and repaints (``MaskInpainter``); ``gate``: a fourth output channel blends paint and
+    pixel on that ring.
     """
-    def unet() -> DWSCUNet:
-        return DWSCUNet(in_channels=4, out_channels=3, width=width, depth=depth,
+    def unet(out_channels: int = 3) -> DWSCUNet:
+        return DWSCUNet(in_channels=4, out_channels=out_channels, width=width, depth=depth,
                         instance_norm=instance_norm, dropout=dropout, se_levels=3,
                         dilation_rates=tuple(dilation_rates), upsample=upsample,
                         blocks=blocks)
-    return MaskInpainter(unet(), unet() if refine else None, band=band)
+    return MaskInpainter(unet(4 if gate else 3), unet() if refine else None, band=band,
+                         gate=gate)
 
 
 BUILDERS = {"segmenter": build_segmenter, "generator": build_generator}

@@ -29,6 +29,9 @@ SHIFT_P = 0.3
 other)."""
 GROWS_PX = (1, 2, 2, 2, 3)
 """The grow before painting (the pipeline's default is 2 px)."""
+GATE_GROWS_PX = (1, 2, 2, 3, 3, 4)
+"""The grows a gated generator trains on: keeping skin costs it little, so a wider ring can
+reach a real mask's light hem, which is often wider than 2 px."""
 
 
 def misplaced(mask_hw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -46,25 +49,49 @@ def misplaced(mask_hw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return m
 
 
-def band_masks(mask: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def band_masks(mask: torch.Tensor, rng: np.random.Generator,
+               grows_px: tuple[int, ...] = GROWS_PX) -> torch.Tensor:
     """(N, 1, S, S) true {0, 1} coverings -> the generator's mask channel for each: the true
     mask (``EXACT_P``), else ``generator_mask`` of a misplaced segmentation grown as the
-    pipeline grows it."""
+    pipeline grows it (by one of ``grows_px``)."""
     out = []
     for m in mask[:, 0].numpy():
         if rng.random() < EXACT_P or not m.any():
             out.append(m.astype(np.float32))
             continue
         seg = misplaced(m, rng)
-        paint = cv2.dilate(seg, disc(int(rng.choice(GROWS_PX))))
+        paint = cv2.dilate(seg, disc(int(rng.choice(grows_px))))
         out.append(generator_mask(seg[None], paint[None])[0])
     return torch.from_numpy(np.stack(out))[:, None]
 
 
-def generator_inputs(batch: dict, band: bool,
-                     rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def generator_inputs(batch: dict, band: bool, rng: np.random.Generator, *,
+                     gate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(mask channel, RGB) a generator trains on: the true mask and the clean crop, or with
-    ``band`` a misplaced mask with its ring and the masked crop (a missed rim shows there)."""
+    ``band`` a misplaced mask with its ring and the masked crop (a missed rim shows there);
+    ``gate``: on the wider grows of ``GATE_GROWS_PX``."""
     if not band:
         return batch["mask"], batch["clean"]
-    return band_masks(batch["mask"], rng), batch["masked"]
+    return (band_masks(batch["mask"], rng, GATE_GROWS_PX if gate else GROWS_PX),
+            batch["masked"])
+
+
+def gate_loss(logits: torch.Tensor, channel: torch.Tensor, mask: torch.Tensor,
+              valid: torch.Tensor) -> torch.Tensor:
+    """BCE of a gated generator's ring logits against the truth: 1 where the pixel is the
+    covering (paint it), 0 where it is skin (keep it), over the ring's valid pixels. Without
+    it the gate hardly learns: where the paint already resembles the skin its gradient is
+    small, and it drifts towards painting."""
+    ring = ((channel > 0) & (channel < 1)).to(logits.dtype) * valid
+    if not ring.any():
+        return logits.sum() * 0
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, (mask > 0.5).to(logits.dtype), reduction="none")
+    return (bce * ring).sum() / ring.sum()
+
+
+def gated_paint(gen: torch.nn.Module, source: torch.Tensor, channel: torch.Tensor,
+                mask: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A gated generator's output on ``source`` with ``channel`` and its ``gate_loss``."""
+    out, logits = gen.forward_gated(torch.cat([source * (channel < 1), channel], dim=1))
+    return out, gate_loss(logits, channel, mask, valid)

@@ -307,11 +307,26 @@ def warm_start(model: nn.Module, path: Path, kind: str) -> None:
     from engines.checkpoint import load_checkpoint
 
     source, _ = load_checkpoint(path, expected_kind=kind)
+    state = source.state_dict()
+    if getattr(model, "gate", False) and not getattr(source, "gate", False):
+        state = _with_gate(state, model.state_dict())
     try:
-        model.load_state_dict(source.state_dict())
+        model.load_state_dict(state)
     except RuntimeError as err:
         raise ValueError(f"--init {path} does not match the requested architecture "
                          f"(check --width/--depth/--refine): {str(err).splitlines()[0]}") from err
+
+
+def _with_gate(state: dict, target: dict) -> dict:
+    """A band generator's weights for its gated twin: the head's extra (gate) output starts
+    at zero weights and bias, a half blend on the ring, and learns from there."""
+    out = dict(state)
+    for key in ("coarse.head.weight", "coarse.head.bias"):
+        if key in state and key in target and state[key].shape[0] < target[key].shape[0]:
+            widened = torch.zeros_like(target[key])
+            widened[: state[key].shape[0]] = state[key]
+            out[key] = widened
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

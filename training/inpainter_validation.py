@@ -37,7 +37,8 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
         ks = range(start, min(start + config.batch_size, len(val)))
         batch = val.collate([val.sample(k) for k in ks])
         channel, source = generator_inputs(batch, config.band,
-                                           np.random.default_rng([config.seed, 3, start]))
+                                           np.random.default_rng([config.seed, 3, start]),
+                                           gate=config.gate)
         out = generate(gen, source, channel)
         values = image_metrics((out + 1) / 2, (batch["clean"] + 1) / 2, batch["mask"])
         values["rec"] = reconstruction_loss(out, batch["clean"], batch["valid"]).expand(len(ks))

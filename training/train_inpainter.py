@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from engines.models import build_generator
-from training.band import generator_inputs
+from training.band import gated_paint, generator_inputs
 from training.common import (
     Budget,
     TrainConfig,
@@ -108,6 +108,13 @@ class InpainterConfig(TrainConfig):
     band: bool = False
     """Train on segmenter-like misplaced masks with an edge ring the generator sees
     (``training.band``); the checkpoint then takes the pipeline's three-level mask."""
+    gate: bool = False
+    """With ``band``: the generator also outputs a blend weight for the ring's pixels
+    (``engines.models.MaskInpainter``), trained on wider grows; ``--init`` may be a band
+    checkpoint without one."""
+    gate_weight: float = 1.0
+    """Weight of the gate's BCE against the true covering on the ring
+    (``training.band.gate_loss``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -116,12 +123,15 @@ class InpainterConfig(TrainConfig):
             (0 < self.lr_gen < 1 and 0 < self.lr_disc < 1,
              f"learning rates must be in (0, 1), got {self.lr_gen}, {self.lr_disc}"),
             (min(self.rec_weight, self.adv_whole, self.adv_region, self.perceptual_weight,
-                 self.fm_weight, self.identity_weight) >= 0, "loss weights must be >= 0"),
+                 self.fm_weight, self.identity_weight, self.gate_weight) >= 0,
+             "loss weights must be >= 0"),
             (0 <= self.region_start <= 1,
              f"--region-start must be in [0, 1], got {self.region_start}"),
             (0 <= self.blocks <= 3, f"--blocks must be 0..3, got {self.blocks}"),
             (0 <= self.identity_jitter <= 10,
              f"--identity-jitter must be in [0, 10], got {self.identity_jitter}"),
+            (self.band or not self.gate, "--gate needs --band"),
+            (not (self.gate and self.refine), "--gate does not go with --refine"),
             (self.vgg is None or self.vgg.is_file(), f"--vgg file not found: {self.vgg}"),
             (self.arcface is None or self.arcface.is_file(),
              f"--arcface file not found: {self.arcface}"),
@@ -157,7 +167,7 @@ def load_arcface(config: InpainterConfig) -> torch.nn.Module | None:
 
 def build_models(config: InpainterConfig) -> tuple[torch.nn.Module, ...]:
     gen = build_generator(width=config.width, depth=config.depth, refine=config.refine,
-                          blocks=config.blocks, band=config.band)
+                          blocks=config.blocks, band=config.band, gate=config.gate)
     if config.init is not None:
         warm_start(gen, config.init, "generator")
     d_whole = build_discriminator(in_channels=3, width=config.disc_width,
@@ -180,7 +190,7 @@ def save_outputs(models: dict, optimizers: dict, config: InpainterConfig, step: 
     save_checkpoint(last, models["generator"], kind="generator",
                     arch={"width": config.width, "depth": config.depth,
                           "refine": config.refine, "blocks": config.blocks,
-                          "upsample": "resize", "band": config.band},
+                          "upsample": "resize", "band": config.band, "gate": config.gate},
                     crop_size=config.crop,
                     meta=run_meta(config, summary, metrics, step, info["train_seconds"]))
     if best:
@@ -211,8 +221,10 @@ class Losses:
                                         False))
         return loss_dw, loss_dr
 
-    def generator(self, clean, fake, mask, valid, use_region: bool) -> dict:
-        """Each term of the generator's loss (unweighted) and ``total`` (weighted)."""
+    def generator(self, clean, fake, mask, valid, use_region: bool,
+                  gate: torch.Tensor | None = None) -> dict:
+        """Each term of the generator's loss (unweighted) and ``total`` (weighted);
+        ``gate``: a gated generator's ``gate_loss``."""
         cfg = self.config
         terms = {"rec": reconstruction_loss(fake, clean, valid)}
         logits, fake_feats = self.d_whole.forward_features(fake * valid)
@@ -233,6 +245,9 @@ class Losses:
                           + cfg.adv_region * terms["adv_r"] + cfg.fm_weight * terms["fm"]
                           + cfg.perceptual_weight * terms["perc"]
                           + cfg.identity_weight * terms["id"])
+        if gate is not None:
+            terms["gate"] = gate
+            terms["total"] = terms["total"] + cfg.gate_weight * gate
         return terms
 
 
@@ -293,9 +308,11 @@ def train(config: InpainterConfig) -> dict:
             batch = train_set.batch(step, config.batch_size)
             clean, valid = batch["clean"], batch["valid"]
             channel, source = generator_inputs(
-                batch, config.band, np.random.default_rng([config.seed, 4, step]))
+                batch, config.band, np.random.default_rng([config.seed, 4, step]),
+                gate=config.gate)
             mask = (channel > 0).to(clean.dtype)  # what is repainted, for the region critic
-            fake = generate(gen, source, channel)
+            fake, gate = (gated_paint(gen, source, channel, batch["mask"], valid)
+                          if config.gate else (generate(gen, source, channel), None))
 
             loss_dw, loss_dr = losses.discriminators(clean, fake, mask, valid, use_region)
             opt_dw.zero_grad(set_to_none=True)
@@ -305,7 +322,7 @@ def train(config: InpainterConfig) -> dict:
             if use_region:
                 opt_dr.step()
 
-            terms = losses.generator(clean, fake, mask, valid, use_region)
+            terms = losses.generator(clean, fake, mask, valid, use_region, gate)
             opt_g.zero_grad(set_to_none=True)
             terms["total"].backward()
             opt_g.step()
@@ -343,8 +360,12 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
     parser.add_argument("--refine", action="store_true")
     parser.add_argument("--band", action="store_true", help="segmenter-like masks with an edge "
                         "ring the generator sees (training.band)")
+    parser.add_argument("--gate", action="store_true", help="with --band: the generator also "
+                        "outputs a blend weight on the ring, so it keeps real skin there "
+                        "exactly; trained on grows up to 4 px")
     for name in ("lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
-                 "region_start", "perceptual_weight", "fm_weight", "identity_weight"):
+                 "region_start", "perceptual_weight", "fm_weight", "identity_weight",
+                 "gate_weight"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=d[name].default)
     parser.add_argument("--identity-jitter", type=float, metavar="PX",
                         default=d["identity_jitter"].default,
@@ -363,7 +384,8 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
     extra = {name: getattr(args, name) for name in (
         "depth", "refine", "lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
         "region_start", "disc_width", "disc_layers", "vgg", "perceptual_weight",
-        "fm_weight", "blocks", "identity_weight", "identity_jitter", "arcface", "band")}
+        "fm_weight", "blocks", "identity_weight", "identity_jitter", "arcface", "band",
+        "gate", "gate_weight")}
     return InpainterConfig(**common_kwargs(args), **extra)
 
 

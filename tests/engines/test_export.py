@@ -107,3 +107,11 @@ def test_band_generator_exports_equal_to_pytorch(tmp_path: Path) -> None:
     report = export_onnx(model, tmp_path / "band.onnx", kind="generator", crop_size=32,
                          max_batch=3, cpu_upsampling=True)
     assert max(report["max_abs_diff"].values()) < 1e-4
+
+
+def test_gated_generator_exports_equal_to_pytorch(tmp_path: Path) -> None:
+    model, _ = random_model("generator", crop_size=32, band=True, gate=True,
+                            **TINY["generator"])
+    report = export_onnx(model, tmp_path / "gated.onnx", kind="generator", crop_size=32,
+                         max_batch=3, cpu_upsampling=True)
+    assert max(report["max_abs_diff"].values()) < 1e-4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engines.models import BUILDERS, build_generator, build_segmenter
+from engines.models import BUILDERS, GATE_SCALE, build_generator, build_segmenter
 
 
 @pytest.mark.parametrize("size", [64, 128])
@@ -124,3 +124,43 @@ def test_band_generator_repaints_the_ring_it_sees_and_nothing_outside() -> None:
     on_ring = (ring > 0).expand_as(out)
     assert not torch.equal(out[on_ring], rgb[on_ring])  # the ring is repainted, not blended
     assert out.min() >= -1 and out.max() <= 1
+
+
+def _ring_input(size: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(net input, core, ring): a covering with the band's 0.5 ring around it."""
+    rgb = torch.rand(1, 3, size, size) * 2 - 1
+    core = torch.zeros(1, 1, size, size)
+    core[:, :, 32:, 16:48] = 1
+    ring = torch.zeros_like(core)
+    ring[:, :, 29:, 13:51] = 1
+    ring = ring - core
+    channel = core + 0.5 * ring
+    return torch.cat([rgb * (channel < 1), channel], dim=1), core, ring
+
+
+@pytest.mark.parametrize("gate_bias, kept_on_ring", [(-30.0, True), (30.0, False)])
+def test_gated_generator_blends_the_ring_by_its_gate(gate_bias: float,
+                                                     kept_on_ring: bool) -> None:
+    torch.manual_seed(0)
+    gated = build_generator(width=8, band=True, gate=True)
+    with torch.no_grad():
+        gated.coarse.head.weight[3].zero_()
+        gated.coarse.head.bias[3] = gate_bias / GATE_SCALE
+    x, core, ring = _ring_input()
+    out = gated(x)
+    rgb = x[:, :3]
+    outside = ((core + ring) == 0).expand_as(out)
+    assert torch.equal(out[outside], rgb[outside])
+    on_ring = (ring > 0).expand_as(out)
+    assert torch.allclose(out[on_ring], rgb[on_ring], atol=1e-6) == kept_on_ring
+    in_core = (core > 0).expand_as(out)
+    assert not torch.allclose(out[in_core], rgb[in_core])  # the covering is always painted
+    paint = torch.tanh(gated.coarse(x)[:, :3])
+    assert torch.allclose(out[in_core], paint[in_core])
+
+
+def test_a_gate_needs_band_masks_and_no_refine_stage() -> None:
+    with pytest.raises(ValueError, match="band"):
+        build_generator(width=8, gate=True)
+    with pytest.raises(ValueError, match="refine"):
+        build_generator(width=8, band=True, gate=True, refine=True)

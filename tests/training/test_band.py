@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from engines.base import BAND_LEVEL
-from training.band import band_masks, generator_inputs, misplaced
+from training.band import EXACT_P, band_masks, gate_loss, generator_inputs, misplaced
 
 
 def _coverings(n: int = 64, size: int = 64) -> torch.Tensor:
@@ -41,3 +41,30 @@ def test_band_training_shows_the_masked_crop_plain_training_the_clean_one() -> N
     assert channel is batch["mask"] and rgb is batch["clean"]
     channel, rgb = generator_inputs(batch, True, np.random.default_rng(0))
     assert rgb is batch["masked"] and (channel == BAND_LEVEL).any()
+
+
+def test_gate_training_grows_further() -> None:
+    mask = _coverings(256)
+    narrow = band_masks(mask, np.random.default_rng(0))
+    wide = band_masks(mask, np.random.default_rng(0), (4,))
+    assert (wide > 0).sum() > (narrow > 0).sum()
+    batch = {"mask": mask, "clean": torch.zeros(256, 3, 64, 64),
+             "masked": torch.ones(256, 3, 64, 64)}
+    gated, _ = generator_inputs(batch, True, np.random.default_rng(0), gate=True)
+    plain, _ = generator_inputs(batch, True, np.random.default_rng(0))
+    assert (gated > 0).sum() > (plain > 0).sum()
+    assert 0 < EXACT_P < 0.5
+
+
+def test_gate_loss_rewards_painting_the_covering_and_keeping_the_skin_on_the_ring() -> None:
+    mask = _coverings(2)
+    channel = band_masks(mask, np.random.default_rng(3), (3,))
+    valid = torch.ones_like(mask)
+    right = (mask * 2 - 1) * 20  # sure: paint the covering, keep the skin
+    assert gate_loss(right, channel, mask, valid) < 1e-3
+    assert gate_loss(-right, channel, mask, valid) > 10
+    off_ring = right.clone()
+    off_ring[(channel == 0) | (channel == 1)] *= -1  # wrong only where the gate does not act
+    assert torch.equal(gate_loss(off_ring, channel, mask, valid),
+                       gate_loss(right, channel, mask, valid))
+    assert gate_loss(-right, channel, mask, torch.zeros_like(mask)) == 0  # padding: no loss

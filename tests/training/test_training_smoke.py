@@ -132,6 +132,15 @@ def test_warm_start_and_time_budget(face_dir: Path, masks_root: Path, tmp_path: 
     assert train_inpainter.main(band) == 0  # a band adds no weights: a plain one warm-starts
     _, meta = load_checkpoint(tmp_path / "band" / "last.safetensors")
     assert meta["arch"]["band"] is True
+    gated = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "gated"), *NO_VGG,
+             "--disc-width", "8", "--steps", "1", "--band", "--gate",
+             "--init", str(tmp_path / "band" / "last.safetensors")]
+    assert train_inpainter.main(gated) == 0  # a band checkpoint warm-starts its gated twin
+    model, meta = load_checkpoint(tmp_path / "gated" / "last.safetensors")
+    assert meta["arch"]["gate"] is True and model.gate
+    no_band = [a for a in gated if a != "--band"]
+    assert train_inpainter.main(no_band) == 1
+    assert "--gate needs --band" in capsys.readouterr().err
 
 
 def test_segmenter_selection_weighs_false_marks_on_bare_faces() -> None:
