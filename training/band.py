@@ -18,6 +18,7 @@ import torch
 
 from engines.base import generator_mask
 from realtime.edges import disc
+from training.eval_metrics import generator_input
 
 EXACT_P = 0.15
 """Share of samples given the true mask alone ({0, 1}, no ring), as when painting with a
@@ -83,15 +84,13 @@ def gate_loss(logits: torch.Tensor, channel: torch.Tensor, mask: torch.Tensor,
     it the gate hardly learns: where the paint already resembles the skin its gradient is
     small, and it drifts towards painting."""
     ring = ((channel > 0) & (channel < 1)).to(logits.dtype) * valid
-    if not ring.any():
-        return logits.sum() * 0
     bce = torch.nn.functional.binary_cross_entropy_with_logits(
         logits, (mask > 0.5).to(logits.dtype), reduction="none")
-    return (bce * ring).sum() / ring.sum()
+    return (bce * ring).sum() / ring.sum().clamp(min=1)  # no ring: 0
 
 
 def gated_paint(gen: torch.nn.Module, source: torch.Tensor, channel: torch.Tensor,
                 mask: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A gated generator's output on ``source`` with ``channel`` and its ``gate_loss``."""
-    out, logits = gen.forward_gated(torch.cat([source * (channel < 1), channel], dim=1))
+    out, logits = gen.forward_gated(generator_input(source, channel))
     return out, gate_loss(logits, channel, mask, valid)

@@ -260,7 +260,12 @@ def generate(generator: torch.nn.Module, image: torch.Tensor,
     """Generator output in [-1, 1] for an RGB image in [-1, 1] and a mask channel: {0, 1},
     or a band generator's three levels (``engines.base.generator_mask``); the image is zeroed
     only where the mask is 1."""
-    return generator(torch.cat([image * (mask < 1), mask], dim=1))
+    return generator(generator_input(image, mask))
+
+
+def generator_input(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A generator's (N, 4, S, S) input: the RGB zeroed where the mask channel is 1, then it."""
+    return torch.cat([image * (mask < 1), mask], dim=1)
 
 
 @dataclass
