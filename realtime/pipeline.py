@@ -87,12 +87,20 @@ class PipelineConfig:
             raise ValueError(f"grow reach must be 0 or between the grow ({self.grow_px}) "
                              f"and 16 px, got {self.grow_reach_px}")
 
-    def grown(self, crops_rgb: np.ndarray, masks_hw: np.ndarray,
+    @property
+    def grow_reads_colours(self) -> bool:
+        """Whether ``grown`` reads the crops' colours (the guided grow); else it takes None."""
+        return self.grow_reach_px > 0
+
+    def grown(self, crops_rgb: np.ndarray | None, masks_hw: np.ndarray,
               probs_hw: np.ndarray) -> np.ndarray:
         """The masks (N, S, S) grown as configured, before painting; ``probs_hw``: the
-        segmenter's probabilities (smoothed over time where masks are)."""
-        if not self.grow_reach_px:
+        segmenter's probabilities (smoothed over time where masks are); ``crops_rgb`` may be
+        None unless ``grow_reads_colours``."""
+        if not self.grow_reads_colours:
             return prob_grow(masks_hw, probs_hw, self.grow_px, self.grow_min_prob)
+        if crops_rgb is None:
+            raise ValueError("the guided grow (grow_reach_px > 0) reads the crops' colours")
         start = (prob_grow(masks_hw, probs_hw, self.grow_px, self.grow_min_prob)
                  if self.grow_min_prob else None)  # None: the guided grow's own fixed part
         return guided_grow(crops_rgb, masks_hw, self.grow_px, self.grow_reach_px, start)

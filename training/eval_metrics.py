@@ -234,8 +234,10 @@ def product_masks(logits: torch.Tensor, masked: torch.Tensor,
         if covered[i]:
             kept[i] = kept_hw
     upper_off = below_eyes(binary_hw.shape[-1])[None]
-    crops_rgb = from_network(masked.detach().cpu().numpy())
-    painted = (pipeline or PipelineConfig()).grown(crops_rgb, kept, probs_hw) * upper_off
+    pipeline = pipeline or PipelineConfig()
+    crops_rgb = (from_network(masked.detach().cpu().numpy()) if pipeline.grow_reads_colours
+                 else None)
+    painted = pipeline.grown(crops_rgb, kept, probs_hw) * upper_off
 
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, np.float32))[:, None]

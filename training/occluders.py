@@ -170,16 +170,18 @@ def _colour_template(rgb: np.ndarray, alpha: np.ndarray, occluders: Occluders,
     inside = alpha > 0.5
     shade = np.clip(luma / max(float(luma[inside].mean()) if inside.any() else 1.0, 1.0),
                     0.3, 1.3)
+    # Each kind's upper edge on [0, 1): cumsum adds left to right, as the sums it replaced did.
+    texture_to, tint_to, pattern_to, photo_to = np.cumsum(
+        [config.texture_p, config.tint_p, config.pattern_p, config.photo_p])
     u = rng.random()
-    if u < config.texture_p and occluders.textures_rgb:
+    if u < texture_to and occluders.textures_rgb:
         texture = occluders.textures_rgb[rng.integers(len(occluders.textures_rgb))]
         rgb = texture.astype(np.float32) * shade
-    elif u < config.texture_p + config.tint_p:
+    elif u < tint_to:
         rgb = rng.uniform(20, 240, size=3).astype(np.float32) * shade
-    elif u < config.texture_p + config.tint_p + config.pattern_p:
+    elif u < pattern_to:
         rgb = print_pattern(rgb.shape[0], rng) * shade
-    elif (u < config.texture_p + config.tint_p + config.pattern_p + config.photo_p
-          and occluders.photos_rgb is not None and len(occluders.photos_rgb)):
+    elif u < photo_to and occluders.photos_rgb is not None and len(occluders.photos_rgb):
         rgb = photo_print(occluders.photos_rgb, rgb.shape[0], rng) * shade
     return np.clip(rgb * rng.uniform(0.7, 1.2), 0, 255)
 

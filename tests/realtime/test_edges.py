@@ -68,6 +68,12 @@ def test_the_pipeline_grows_as_configured() -> None:
     probs = share[None].astype(np.float32)
     fixed = PipelineConfig(grow_px=2).grown(rgb[None], core[None], probs)[0]
     np.testing.assert_array_equal(fixed, grow(core[None], 2)[0])
+    # a fixed or probability grow reads no colours, so callers need not convert the crops
+    assert not PipelineConfig(grow_px=2, grow_min_prob=0.4).grow_reads_colours
+    np.testing.assert_array_equal(PipelineConfig(grow_px=2).grown(None, core[None], probs)[0],
+                                  fixed)
+    with pytest.raises(ValueError, match="reads the crops' colours"):
+        PipelineConfig(grow_px=0, grow_reach_px=4).grown(None, core[None], probs)
     guided = PipelineConfig(grow_px=0, grow_reach_px=4).grown(rgb[None], core[None], probs)[0]
     assert not np.array_equal(fixed, guided)
     np.testing.assert_array_equal(guided, guided_grow_one(rgb, core, 0, 4))
