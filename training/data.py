@@ -120,7 +120,7 @@ class OcclusionConfig:
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        prints = self.texture_p + self.tint_p + self.pattern_p + self.photo_p
+        prints = self.template_style.print_edges[-1]
         if prints > 1 + 1e-9:
             raise ValueError(f"texture_p + tint_p + pattern_p + photo_p must be at most 1, got "
                              f"{prints}")

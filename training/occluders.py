@@ -12,6 +12,7 @@ face). Every function takes its randomness from the ``rng`` it is given.
 from __future__ import annotations
 
 import configparser
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,13 @@ class TemplateStyle:
     """Share of templates given a hem along the upper edge (``add_hem``)."""
     loop_p: float = 0.0
     """Share of templates given ear loops (``add_ear_loops``)."""
+
+    @property
+    def print_edges(self) -> tuple[float, ...]:
+        """Upper edges on [0, 1) of texture, tint, print and photo print, in the order they
+        are drawn; the last is the share recoloured at all (at most 1)."""
+        return tuple(itertools.accumulate((self.texture_p, self.tint_p, self.pattern_p,
+                                           self.photo_p)))
 
 
 @dataclass(frozen=True)
@@ -170,9 +178,7 @@ def _colour_template(rgb: np.ndarray, alpha: np.ndarray, occluders: Occluders,
     inside = alpha > 0.5
     shade = np.clip(luma / max(float(luma[inside].mean()) if inside.any() else 1.0, 1.0),
                     0.3, 1.3)
-    # Each kind's upper edge on [0, 1): cumsum adds left to right, as the sums it replaced did.
-    texture_to, tint_to, pattern_to, photo_to = np.cumsum(
-        [config.texture_p, config.tint_p, config.pattern_p, config.photo_p])
+    texture_to, tint_to, pattern_to, photo_to = config.print_edges
     u = rng.random()
     if u < texture_to and occluders.textures_rgb:
         texture = occluders.textures_rgb[rng.integers(len(occluders.textures_rgb))]
