@@ -15,8 +15,15 @@ from typing import Protocol
 
 import numpy as np
 
-# Input and output channels per model kind.
+# Input and output channels per model kind (a guided generator reads one more: ``channels``).
 CHANNELS = {"segmenter": (3, 1), "generator": (4, 3)}
+
+
+def channels(kind: str, guide: bool = False) -> tuple[int, int]:
+    """(input, output) channels of a model of ``kind``; ``guide``: a guided generator, whose
+    fifth input channel is the landmark guide (``realtime.face.guide``)."""
+    c_in, c_out = CHANNELS[kind]
+    return (c_in + 1 if guide and kind == "generator" else c_in), c_out
 
 BAND_LEVEL = 0.5
 """A band generator's mask channel on the edge ring it sees and repaints
@@ -56,6 +63,8 @@ class Engine(Protocol):
     """The backend that runs, e.g. "onnxruntime-cpu", "torch-tensorrt", "torch-cuda"."""
     max_batch: int
     """The batch size the engine was built and warmed up for (--max-faces)."""
+    channels: tuple[int, int]
+    """(input, output) channels (``channels``)."""
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """(N, C_in, S, S) float32 -> (N, C_out, S, S) float32."""
@@ -69,9 +78,11 @@ def run_batched(
     kind: str,
     crop_size: int,
     chunk: int,
+    channels: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Validate ``batch``, run it through ``run`` in chunks of at most ``chunk``, join outputs."""
-    c_in, c_out = CHANNELS[kind]
+    """Validate ``batch``, run it through ``run`` in chunks of at most ``chunk``, join outputs;
+    ``channels``: (input, output) channels where they are not ``CHANNELS[kind]``."""
+    c_in, c_out = channels or CHANNELS[kind]
     if batch.ndim != 4 or batch.shape[1:] != (c_in, crop_size, crop_size):
         raise ValueError(f"the {kind} expects a batch of shape (N, {c_in}, {crop_size}, "
                          f"{crop_size}), got {batch.shape}")

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from engines import probe
-from engines.base import BAND_LEVEL, CHANNELS, EngineError
+from engines.base import BAND_LEVEL, EngineError, channels
 
 if TYPE_CHECKING:
     from torch import nn
@@ -68,7 +68,7 @@ def export_onnx(
 
     reference = model.eval()
     exported = rewrite_upsampling(reference) if cpu_upsampling else reference
-    c_in, _ = CHANNELS[kind]
+    c_in, _ = channels(kind, bool(getattr(model, "guide", False)))
     example = torch.zeros(2, c_in, crop_size, crop_size)  # batch 2: torch.export specialises 1
     with single_torch_thread(), _quiet_exporter():
         if exporter == "dynamo":
@@ -122,7 +122,8 @@ def check_parity(
     torch = probe.import_torch()
     diffs = {}
     for n in batches:
-        batch = parity_inputs(kind, n, crop_size, seed=seed + n)
+        batch = parity_inputs(kind, n, crop_size, seed=seed + n,
+                              guide=bool(getattr(model, "guide", False)))
         device = next(model.parameters()).device
         with torch.inference_mode():
             expected = model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
@@ -139,17 +140,20 @@ def check_parity(
     return diffs
 
 
-def parity_inputs(kind: str, n: int, crop_size: int, *, seed: int = 0) -> np.ndarray:
+def parity_inputs(kind: str, n: int, crop_size: int, *, seed: int = 0,
+                  guide: bool = False) -> np.ndarray:
     """Random inputs shaped like real ones: RGB in [-1, 1], plus for the generator a mask of
-    0, 1 and the band ring's level (``engines.base.generator_mask``), RGB zero where it is 1."""
+    0, 1 and the band ring's level (``engines.base.generator_mask``), RGB zero where it is 1,
+    and with ``guide`` a guide channel in [0, 1]."""
     rng = np.random.default_rng(seed)
-    c_in, _ = CHANNELS[kind]
+    c_in, _ = channels(kind, guide)
     batch = rng.uniform(-1, 1, (n, c_in, crop_size, crop_size)).astype(np.float32)
     if kind == "generator":
         mask = rng.choice(np.float32([0, BAND_LEVEL, 1]), (n, 1, crop_size, crop_size),
                           p=(0.45, 0.1, 0.45))
         batch[:, :3] *= mask < 1
-        batch[:, 3:] = mask
+        batch[:, 3:4] = mask
+        batch[:, 4:] = (batch[:, 4:] + 1) / 2
     return batch
 
 

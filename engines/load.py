@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from engines import onnxrt, telemetry
-from engines.base import CHANNELS, BackendUnavailable, Engine, EngineError
+from engines.base import BackendUnavailable, Engine, EngineError
 from engines.cache import ArtefactCache
 from engines.config import EngineConfig, default_cache_dir
 from engines.tensorrt import load_tensorrt_engine
@@ -53,6 +53,8 @@ class Engines:
     generator_band: bool = False
     """The generator takes the three-level mask of ``engines.base.generator_mask`` (it sees
     and repaints an edge ring); else a {0, 1} mask of the whole region to paint."""
+    generator_guide: bool = False
+    """The generator also reads the landmark guide (``realtime.face.guide``)."""
 
     def telemetry(self) -> dict[str, Any]:
         """GPU name, memory and utilisation on NVIDIA backends; CPU model and cores otherwise."""
@@ -89,9 +91,11 @@ def load_engines(config: EngineConfig, log: Callable[[str], None] = print) -> En
             skipped.append(line)
             log(line)
             continue
+        generator_arch = sources["generator"].metadata["arch"]
         engines = Engines(models["segmenter"], models["generator"],
                           backend=models["segmenter"].name, skipped=skipped, details=details,
-                          generator_band=bool(sources["generator"].metadata["arch"].get("band")))
+                          generator_band=bool(generator_arch.get("band")),
+                          generator_guide=bool(generator_arch.get("guide")))
         engines.warmup_ms = warm_up(engines, config.crop_size, config.max_batch)
         log(f"engines: {engines.backend} ({_precision_note(config, engines.backend)}), "
             f"warm-up {engines.warmup_ms:.0f} ms")
@@ -105,7 +109,7 @@ def warm_up(engines: Engines, crop_size: int, max_batch: int) -> float:
     for kind in KINDS:
         engine = getattr(engines, kind)
         for n in sorted({1, max_batch}):
-            engine(np.zeros((n, CHANNELS[kind][0], crop_size, crop_size), np.float32))
+            engine(np.zeros((n, engine.channels[0], crop_size, crop_size), np.float32))
     return (time.perf_counter() - start) * 1e3
 
 

@@ -222,13 +222,16 @@ class MaskInpainter(nn.Module):
     RGB is left as seen, 0 outside. Everything above 0 is repainted, so on the ring the net decides:
     real skin is copied, a covering's rim the segmenter missed is painted over.
 
+    With ``guide`` the input has a fifth channel, the landmark guide
+    (``realtime.face.guide``), which only the coarse net reads.
+
     With ``gate`` (band only) the net's fourth output channel is a per-pixel blend weight on
     the ring: sigmoid(gate) of the paint, the rest the pixel as seen. Keeping real skin is
     then a gate of 0, not a copy the U-Net must redraw through its layers.
     """
 
     def __init__(self, coarse: DWSCUNet, refine: DWSCUNet | None = None, *,
-                 band: bool = False, gate: bool = False) -> None:
+                 band: bool = False, gate: bool = False, guide: bool = False) -> None:
         super().__init__()
         if gate and (not band or refine is not None):
             raise ValueError("a gated generator needs band masks and no refine stage")
@@ -236,6 +239,7 @@ class MaskInpainter(nn.Module):
         self.refine = refine
         self.band = band
         self.gate = gate
+        self.guide = guide
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gate:
@@ -279,6 +283,7 @@ def build_generator(
     blocks: int = 0,
     band: bool = False,
     gate: bool = False,
+    guide: bool = False,
 ) -> MaskInpainter:
     """The GAN generator: masked RGB + mask in, RGB out, painted only inside the mask.
 
@@ -287,15 +292,15 @@ def build_generator(
     256 px) where the dilated stack sees the whole face; deeper bottlenecks would make the
     dilations mostly padding. ``band``: the mask input has an edge ring whose pixels the net
     sees and repaints (``MaskInpainter``); ``gate``: a fourth output channel blends paint and
-    pixel on that ring.
+    pixel on that ring; ``guide``: a fifth input channel, the landmark guide.
     """
-    def unet(out_channels: int = 3) -> DWSCUNet:
-        return DWSCUNet(in_channels=4, out_channels=out_channels, width=width, depth=depth,
-                        instance_norm=instance_norm, dropout=dropout, se_levels=3,
+    def unet(out_channels: int = 3, in_channels: int = 4) -> DWSCUNet:
+        return DWSCUNet(in_channels=in_channels, out_channels=out_channels, width=width,
+                        depth=depth, instance_norm=instance_norm, dropout=dropout, se_levels=3,
                         dilation_rates=tuple(dilation_rates), upsample=upsample,
                         blocks=blocks)
-    return MaskInpainter(unet(4 if gate else 3), unet() if refine else None, band=band,
-                         gate=gate)
+    return MaskInpainter(unet(4 if gate else 3, 5 if guide else 4),
+                         unet() if refine else None, band=band, gate=gate, guide=guide)
 
 
 BUILDERS = {"segmenter": build_segmenter, "generator": build_generator}

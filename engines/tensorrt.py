@@ -37,9 +37,10 @@ class TensorRTEngine:
     """A Torch-TensorRT compiled module behind the Engine protocol (numpy in, numpy out)."""
 
     def __init__(self, module: Any, *, torch: Any, kind: str, crop_size: int,
-                 max_batch: int) -> None:
+                 max_batch: int, channels: tuple[int, int] | None = None) -> None:
         self.name = "torch-tensorrt"
         self.kind = kind
+        self.channels = channels or CHANNELS[kind]
         self.crop_size = crop_size
         self.max_batch = max_batch
         self.module = module
@@ -47,6 +48,7 @@ class TensorRTEngine:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return run_batched(batch, self._run, kind=self.kind, crop_size=self.crop_size,
+                           channels=self.channels,
                            chunk=self.max_batch)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
@@ -87,14 +89,14 @@ def load_tensorrt_engine(
 
     module, entry, hit = cache.get_or_build(key, build, load)
     engine = TensorRTEngine(module, torch=torch, kind=source.kind, crop_size=crop_size,
-                            max_batch=max_batch)
+                            max_batch=max_batch, channels=source.channels)
     return engine, {"entry": str(entry), "cached": hit, **cache.manifest(entry)["info"]}
 
 
 def tensorrt_cache_key(source: ModelSource, *, crop_size: int, max_batch: int,
                        precision: str) -> CacheKey:
     """Key for a TensorRT program: weights, shapes, precision, GPU and the TensorRT stack."""
-    c_in, _ = CHANNELS[source.kind]
+    c_in, _ = source.channels
     fields = {"kind": source.kind, "weights": source.digest, "arch": source.arch_json,
               "input": f"{c_in}x{crop_size}x{crop_size}",
               "batch": f"1..{max_batch} opt {_opt_batch(max_batch)}", "precision": precision,
@@ -105,7 +107,7 @@ def tensorrt_cache_key(source: ModelSource, *, crop_size: int, max_batch: int,
 
 def _compile(torch: Any, torch_tensorrt: Any, source: ModelSource, path: Path, *,
              crop_size: int, max_batch: int, precision: str) -> dict[str, Any]:
-    c_in, _ = CHANNELS[source.kind]
+    c_in, _ = source.channels
     reference = source.build().cuda().eval()
     network = source.build()
     if precision == "fp16":

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from engines import probe
-from engines.base import run_batched
+from engines.base import CHANNELS, run_batched
 from engines.weights import ModelSource
 
 DEFAULT_CPU_THREADS = 1
@@ -24,9 +24,11 @@ class TorchEngine:
     """An eager PyTorch module behind the Engine protocol."""
 
     def __init__(self, module: Any, *, torch: Any, device: str, dtype: Any, kind: str,
-                 crop_size: int, max_batch: int) -> None:
+                 crop_size: int, max_batch: int, channels: tuple[int, int] | None = None,
+                 ) -> None:
         self.name = f"torch-{device}"
         self.kind = kind
+        self.channels = channels or CHANNELS[kind]
         self.crop_size = crop_size
         self.max_batch = max_batch
         self.module = module
@@ -36,6 +38,7 @@ class TorchEngine:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return run_batched(batch, self._run, kind=self.kind, crop_size=self.crop_size,
+                           channels=self.channels,
                            chunk=self.max_batch)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
@@ -62,4 +65,4 @@ def load_torch_engine(source: ModelSource, *, crop_size: int, max_batch: int, pr
         torch.set_num_threads(threads or DEFAULT_CPU_THREADS)
     module = source.build().to(device, dtype, memory_format=torch.channels_last).eval()
     return TorchEngine(module, torch=torch, device=device, dtype=dtype, kind=source.kind,
-                       crop_size=crop_size, max_batch=max_batch)
+                       crop_size=crop_size, max_batch=max_batch, channels=source.channels)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engines import checkpoint, probe
-from engines.base import BackendUnavailable, EngineError
+from engines.base import BackendUnavailable, EngineError, channels
 
 if TYPE_CHECKING:
     from torch import nn
@@ -39,6 +39,11 @@ class ModelSource:
     def description(self) -> str:
         """For logs: the file name, or that the weights are random."""
         return str(self.checkpoint) if self.checkpoint else "random init (no trained weights)"
+
+    @property
+    def channels(self) -> tuple[int, int]:
+        """(input, output) channels of the model (``engines.base.channels``)."""
+        return channels(self.kind, bool(self.metadata["arch"].get("guide")))
 
     @property
     def arch_json(self) -> str:

@@ -27,7 +27,14 @@ from realtime.composite import (
 )
 from realtime.covering import CoveringConfig, CoveringVotes, below_eyes, plausible_covering
 from realtime.edges import guided_grow, prob_grow
-from realtime.face.align import Alignment, estimate_alignment, reference_points, warp_to_crop
+from realtime.face.align import (
+    Alignment,
+    affine_points,
+    estimate_alignment,
+    reference_points,
+    warp_to_crop,
+)
+from realtime.face.guide import draw_guides
 from realtime.smoothing import MaskSmoothers, SmoothingConfig
 from realtime.types import Closing, Face, Frame, Inpainter
 
@@ -133,14 +140,19 @@ def segment(engine, crops_rgb: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
 
 
-def inpaint(engine, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:
+def inpaint(engine, crops_rgb: np.ndarray, masks_hw: np.ndarray,
+            guides_hw: np.ndarray | None = None) -> np.ndarray:
     """Crops with the masked region painted by the generator (N x S x S x 3 uint8 RGB).
 
     ``masks_hw`` is the generator's mask channel: {0, 1}, or the three levels of
-    ``engines.base.generator_mask``; the RGB is zeroed only where it is 1."""
+    ``engines.base.generator_mask``; the RGB is zeroed only where it is 1. ``guides_hw``
+    (N x S x S, ``realtime.face.guide``) goes to a guided generator only."""
     x = to_network(crops_rgb)
     m = masks_hw[:, None].astype(np.float32)
-    painted = engine(np.ascontiguousarray(np.concatenate([x * (m < 1), m], axis=1)))
+    parts = [x * (m < 1), m]
+    if guides_hw is not None:
+        parts.append(guides_hw[:, None].astype(np.float32))
+    painted = engine(np.ascontiguousarray(np.concatenate(parts, axis=1)))
     return from_network(painted)
 
 
@@ -165,6 +177,8 @@ class Nets(Protocol):
     generator: Engine
     generator_band: bool
     """The generator takes ``engines.base.generator_mask``'s three levels."""
+    generator_guide: bool
+    """The generator also reads the landmark guide (``realtime.face.guide``)."""
     backend: str
     """What runs them, e.g. "onnxruntime-cpu"."""
     warmup_ms: float
@@ -226,9 +240,12 @@ class Pipeline(Closing):
         if self.config.inpainter == "telea":
             painted_rgb = telea_inpaint(crops_rgb, masks_hw)
         else:
+            guides_hw = (draw_guides([None if f.landmarks_xy is None else affine_points(
+                a.matrix, f.landmarks_xy) for f, a in zip(faces, alignments, strict=True)],
+                self.config.crop_size) if self.engines.generator_guide else None)
             painted_rgb = self._inpaint_masked(crops_rgb, generator_mask(
                 segmented_hw * upper_off, masks_hw) if self.engines.generator_band
-                else masks_hw)
+                else masks_hw, guides_hw)
             if self.config.colour_match:
                 painted_rgb = np.stack([match_colour(p, m) for p, m in zip(
                     painted_rgb, masks_hw, strict=True)])
@@ -268,15 +285,17 @@ class Pipeline(Closing):
         self.votes.prune({f.track_id for f in faces})
         return out, covered
 
-    def _inpaint_masked(self, crops_rgb: np.ndarray, masks_hw: np.ndarray) -> np.ndarray:
+    def _inpaint_masked(self, crops_rgb: np.ndarray, masks_hw: np.ndarray,
+                        guides_hw: np.ndarray | None) -> np.ndarray:
         """The generator on the faces that have something to paint; the others keep their
         crop. Most faces in real video wear no mask, and the generator is ~3 ms a face."""
         todo = np.flatnonzero(masks_hw.reshape(len(masks_hw), -1).any(axis=1))
         if todo.size == len(masks_hw):
-            return inpaint(self.engines.generator, crops_rgb, masks_hw)
+            return inpaint(self.engines.generator, crops_rgb, masks_hw, guides_hw)
         painted_rgb = crops_rgb.copy()
         if todo.size:
-            painted_rgb[todo] = inpaint(self.engines.generator, crops_rgb[todo], masks_hw[todo])
+            painted_rgb[todo] = inpaint(self.engines.generator, crops_rgb[todo], masks_hw[todo],
+                                        None if guides_hw is None else guides_hw[todo])
         return painted_rgb
 
     def _smooth_painted(self, faces: list[Face], painted_rgb: np.ndarray) -> np.ndarray:

@@ -308,8 +308,10 @@ def warm_start(model: nn.Module, path: Path, kind: str) -> None:
 
     source, _ = load_checkpoint(path, expected_kind=kind)
     state = source.state_dict()
-    if getattr(model, "gate", False) and not getattr(source, "gate", False):
-        state = _with_gate(state, model.state_dict())
+    widen = {"gate": ("coarse.head.weight", "coarse.head.bias"), "guide": ("coarse.stem.weight",)}
+    for flag, keys in widen.items():
+        if getattr(model, flag, False) and not getattr(source, flag, False):
+            state = _widened(state, model.state_dict(), keys)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -317,14 +319,16 @@ def warm_start(model: nn.Module, path: Path, kind: str) -> None:
                          f"(check --width/--depth/--refine): {str(err).splitlines()[0]}") from err
 
 
-def _with_gate(state: dict, target: dict) -> dict:
-    """A band generator's weights for its gated twin: the head's extra (gate) output starts
-    at zero weights and bias, a half blend on the ring, and learns from there."""
+def _widened(state: dict, target: dict, keys: tuple[str, ...]) -> dict:
+    """``state`` with each of ``keys`` zero-padded to the target's shape: a generator's weights
+    for its twin with a gate (the head's extra output starts at zero weights and bias, a half
+    blend on the ring) or a guide (the stem's extra input starts unread, so the twin paints as
+    the source did and learns to read the guide from there)."""
     out = dict(state)
-    for key in ("coarse.head.weight", "coarse.head.bias"):
-        if key in state and key in target and state[key].shape[0] < target[key].shape[0]:
+    for key in keys:
+        if key in state and key in target and state[key].shape != target[key].shape:
             widened = torch.zeros_like(target[key])
-            widened[: state[key].shape[0]] = state[key]
+            widened[tuple(slice(0, n) for n in state[key].shape)] = state[key]
             out[key] = widened
     return out
 

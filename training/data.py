@@ -31,6 +31,7 @@ import numpy as np
 
 from training.distractors import draw_distractors
 from training.faces import FaceSet, faces_cache_dir, load_faces, split_faces
+from training.guides import jittered_guide
 from training.occluders import (
     Occluders,
     TemplateStyle,
@@ -153,6 +154,8 @@ class Sample(NamedTuple):
     kind: OcclusionKind
     valid_hw: np.ndarray
     """(S, S) float32 in {0, 1}: 1 where the crop pixel is real (not replicated border)."""
+    guide_hw: np.ndarray | None = None
+    """(S, S) float32 landmark guide (``training.guides``); None: an empty one."""
 
 
 def occlude(clean_rgb: np.ndarray, landmarks_xy: np.ndarray, occluders: Occluders,
@@ -299,20 +302,23 @@ class OcclusionDataset:
             if kind == "none":  # a distractor on a bare face is part of the target too
                 clean_rgb = masked_rgb
         valid_hw = self.faces.valid(i)
+        guide_hw = jittered_guide(landmarks_xy, clean_rgb.shape[0],  # own stream: the other
+                                  np.random.default_rng([self.seed, 6, k]))  # draws stay
         if rng.random() < cfg.flip_p:
-            masked_rgb, mask_hw, clean_rgb, valid_hw = (a[:, ::-1] for a in (
-                masked_rgb, mask_hw, clean_rgb, valid_hw))
+            masked_rgb, mask_hw, clean_rgb, valid_hw, guide_hw = (a[:, ::-1] for a in (
+                masked_rgb, mask_hw, clean_rgb, valid_hw, guide_hw))
         if cfg.degrade_p > 0 and rng.random() < cfg.degrade_p:
             cover = np.ascontiguousarray(mask_hw) if cfg.bleed_labels else None
             masked_rgb, cover = degrade(np.ascontiguousarray(masked_rgb), rng, cover)
             if cover is not None:  # the covering's colour smeared onto skin is covering too
                 mask_hw = np.maximum(mask_hw, (cover >= BLEED_LEVEL).astype(np.float32))
         c = np.ascontiguousarray
-        return Sample(c(masked_rgb), c(mask_hw), c(clean_rgb), kind, c(valid_hw))
+        return Sample(c(masked_rgb), c(mask_hw), c(clean_rgb), kind, c(valid_hw), c(guide_hw))
 
     def batch(self, step: int, batch_size: int) -> dict:
         """Samples ``step * batch_size ...`` as torch tensors: ``masked`` and ``clean`` RGB
-        (N,3,S,S) in [-1, 1], ``mask`` and ``valid`` (N,1,S,S) in {0, 1}, and ``kinds``."""
+        (N,3,S,S) in [-1, 1], ``mask`` and ``valid`` (N,1,S,S) in {0, 1}, ``guide`` (N,1,S,S)
+        in [0, 1] and ``kinds``."""
         return self.collate([self.sample(step * batch_size + j) for j in range(batch_size)])
 
     @staticmethod
@@ -327,6 +333,9 @@ class OcclusionDataset:
                 "mask": torch.from_numpy(np.stack([s.mask_hw for s in samples]))[:, None],
                 "clean": to_tensor([s.clean_rgb for s in samples]),
                 "valid": torch.from_numpy(np.stack([s.valid_hw for s in samples]))[:, None],
+                "guide": torch.from_numpy(np.stack([
+                    s.guide_hw if s.guide_hw is not None else np.zeros_like(s.mask_hw)
+                    for s in samples]))[:, None],
                 "kinds": [s.kind for s in samples]}
 
 

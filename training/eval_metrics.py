@@ -257,17 +257,25 @@ def telea_batch(masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(out).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def generate(generator: torch.nn.Module, image: torch.Tensor,
-             mask: torch.Tensor) -> torch.Tensor:
+def generate(generator: torch.nn.Module, image: torch.Tensor, mask: torch.Tensor,
+             guide: torch.Tensor | None = None) -> torch.Tensor:
     """Generator output in [-1, 1] for an RGB image in [-1, 1] and a mask channel: {0, 1},
     or a band generator's three levels (``engines.base.generator_mask``); the image is zeroed
-    only where the mask is 1."""
-    return generator(generator_input(image, mask))
+    only where the mask is 1. A guided generator also reads ``guide`` (N, 1, S, S; None: an
+    empty guide), the others ignore it."""
+    if not getattr(generator, "guide", False):
+        guide = None
+    elif guide is None:
+        guide = torch.zeros_like(mask)
+    return generator(generator_input(image, mask, guide))
 
 
-def generator_input(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """A generator's (N, 4, S, S) input: the RGB zeroed where the mask channel is 1, then it."""
-    return torch.cat([image * (mask < 1), mask], dim=1)
+def generator_input(image: torch.Tensor, mask: torch.Tensor,
+                    guide: torch.Tensor | None = None) -> torch.Tensor:
+    """A generator's (N, 4, S, S) input: the RGB zeroed where the mask channel is 1, then it;
+    with ``guide``, (N, 5, S, S) ending in the guide."""
+    parts = [image * (mask < 1), mask] + ([guide] if guide is not None else [])
+    return torch.cat(parts, dim=1)
 
 
 @dataclass
@@ -305,7 +313,8 @@ def method_outputs(batch: dict, scorers: Scorers, product: ProductMasks | None,
             if wanted is not None and method not in wanted:
                 continue
             outputs[method] = (telea_batch(masked, m) if name == "telea"
-                               else generate(scorers.generators[name], masked, m))
+                               else generate(scorers.generators[name], masked, m,
+                                             batch.get("guide")))
     return outputs
 
 

@@ -30,6 +30,7 @@ from training.eval_metrics import (
     product_masks,
     score_outputs,
     segment_batch,
+    to_uint8_hwc,
 )
 from training.eval_report import (
     MASKED,
@@ -80,6 +81,7 @@ def evaluate_generators(faces, occluders, scorers: Scorers, config: EvalConfig, 
         wanted = {"generator (true mask)", "generator (segmenter mask)"}
     tally = Tally()
     for ks, batch in fixed_batches(faces, occluders, occlusion, config, name):
+        with_mesh_guides(batch, scorers)
         ratios = batch["mask"].flatten(1).mean(1).tolist()
         groups = ([group_of(faces.names[k]) for k in ks] if by_group else
                   [(kind, band_of(r)) for kind, r in zip(batch["kinds"], ratios, strict=True)])
@@ -88,6 +90,17 @@ def evaluate_generators(faces, occluders, scorers: Scorers, config: EvalConfig, 
                       groups)
     result = {"faces": len(faces), "results": tally.summary()}
     return result | (group_spread(result["results"]) if by_group else {})
+
+
+def with_mesh_guides(batch: dict, scorers: Scorers) -> None:
+    """Where a generator under test is guided: ``batch["guide"]`` drawn from the face mesh on
+    the masked crops (``training.guides.mesh_guides``), as the product would see the face,
+    in place of the clean landmarks the samples carry."""
+    if any(getattr(g, "guide", False) for g in scorers.generators.values()):
+        from training.guides import mesh_guides
+
+        guides_hw = mesh_guides(to_uint8_hwc(batch["masked"]))
+        batch["guide"] = torch.from_numpy(guides_hw)[:, None]
 
 
 def evaluate_paper(faces, scorers: Scorers, config: EvalConfig) -> dict:
@@ -99,6 +112,7 @@ def evaluate_paper(faces, scorers: Scorers, config: EvalConfig) -> dict:
     make = lambda ks: OcclusionDataset.collate([  # noqa: E731
         paper_sample(faces, k, scorers.crop, config.seed) for k in ks])
     for _, batch in batches(config.rectangles, make, config, "paper rectangles"):
+        with_mesh_guides(batch, scorers)
         groups = [paper_band(float(r)) for r in batch["mask"].flatten(1).mean(1)]
         score_outputs(method_outputs(batch, scorers, None, wanted), batch, scorers,
                       tally, groups, perceptual=False)

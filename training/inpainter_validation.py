@@ -39,7 +39,7 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
         channel, source = generator_inputs(batch, config.band,
                                            np.random.default_rng([config.seed, 3, start]),
                                            gate=config.gate)
-        out = generate(gen, source, channel)
+        out = generate(gen, source, channel, batch["guide"])
         values = image_metrics((out + 1) / 2, (batch["clean"] + 1) / 2, batch["mask"])
         values["rec"] = reconstruction_loss(out, batch["clean"], batch["valid"]).expand(len(ks))
         if lpips is not None:

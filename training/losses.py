@@ -1,5 +1,5 @@
 """Losses: SSIM with a Gaussian window, L1 + (1 - SSIM) reconstruction (optionally weighted
-per pixel), Dice. The perceptual loss and LPIPS live in ``training.vgg``.
+per pixel), Dice, the vanilla GAN loss. The perceptual loss and LPIPS live in ``training.vgg``.
 
     rec = reconstruction_loss(out_rgb, clean_rgb, weight=valid)   # images in [-1, 1]
     dice = dice_loss(logits, mask)                                 # mask in {0, 1}
@@ -67,3 +67,9 @@ def dice_loss(logits: torch.Tensor, mask: torch.Tensor, eps: float = 1.0) -> tor
     target = mask.flatten(1)
     overlap = (prob * target).sum(1)
     return (1 - (2 * overlap + eps) / (prob.sum(1) + target.sum(1) + eps)).mean()
+
+
+def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """Vanilla GAN loss: BCE of PatchGAN logits against all-real or all-fake."""
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return F.binary_cross_entropy_with_logits(logits, target)

@@ -62,7 +62,7 @@ from training.discriminator import build_discriminator
 from training.evaluate import generate
 from training.identity_loss import TorchArcFace, identity_loss
 from training.inpainter_validation import selection_score, validate
-from training.losses import reconstruction_loss
+from training.losses import gan_loss, reconstruction_loss
 from training.vgg import default_weights_path, load_vgg, perceptual_loss
 
 LOWER_FACE = (0.2, 0.3, 0.8, 0.9)
@@ -115,6 +115,9 @@ class InpainterConfig(TrainConfig):
     gate_weight: float = 1.0
     """Weight of the gate's BCE against the true covering on the ring
     (``training.band.gate_loss``)."""
+    guide: bool = False
+    """The generator also reads the landmark guide (``realtime.face.guide``); ``--init`` may
+    be a checkpoint without one (it starts unread)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -132,6 +135,7 @@ class InpainterConfig(TrainConfig):
              f"--identity-jitter must be in [0, 10], got {self.identity_jitter}"),
             (self.band or not self.gate, "--gate needs --band"),
             (not (self.gate and self.refine), "--gate does not go with --refine"),
+            (not (self.gate and self.guide), "--gate does not go with --guide"),
             (self.vgg is None or self.vgg.is_file(), f"--vgg file not found: {self.vgg}"),
             (self.arcface is None or self.arcface.is_file(),
              f"--arcface file not found: {self.arcface}"),
@@ -139,12 +143,6 @@ class InpainterConfig(TrainConfig):
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-
-
-def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
-    """Vanilla GAN loss: BCE of PatchGAN logits against all-real or all-fake."""
-    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    return F.binary_cross_entropy_with_logits(logits, target)
 
 
 def lower_face(x: torch.Tensor, size: int = 64) -> torch.Tensor:
@@ -167,7 +165,8 @@ def load_arcface(config: InpainterConfig) -> torch.nn.Module | None:
 
 def build_models(config: InpainterConfig) -> tuple[torch.nn.Module, ...]:
     gen = build_generator(width=config.width, depth=config.depth, refine=config.refine,
-                          blocks=config.blocks, band=config.band, gate=config.gate)
+                          blocks=config.blocks, band=config.band, gate=config.gate,
+                          guide=config.guide)
     if config.init is not None:
         warm_start(gen, config.init, "generator")
     d_whole = build_discriminator(in_channels=3, width=config.disc_width,
@@ -190,7 +189,8 @@ def save_outputs(models: dict, optimizers: dict, config: InpainterConfig, step: 
     save_checkpoint(last, models["generator"], kind="generator",
                     arch={"width": config.width, "depth": config.depth,
                           "refine": config.refine, "blocks": config.blocks,
-                          "upsample": "resize", "band": config.band, "gate": config.gate},
+                          "upsample": "resize", "band": config.band, "gate": config.gate,
+                          "guide": config.guide},
                     crop_size=config.crop,
                     meta=run_meta(config, summary, metrics, step, info["train_seconds"]))
     if best:
@@ -312,7 +312,8 @@ def train(config: InpainterConfig) -> dict:
                 gate=config.gate)
             mask = (channel > 0).to(clean.dtype)  # what is repainted, for the region critic
             fake, gate = (gated_paint(gen, source, channel, batch["mask"], valid)
-                          if config.gate else (generate(gen, source, channel), None))
+                          if config.gate else (generate(gen, source, channel, batch["guide"]),
+                                               None))
 
             loss_dw, loss_dr = losses.discriminators(clean, fake, mask, valid, use_region)
             opt_dw.zero_grad(set_to_none=True)
@@ -363,6 +364,8 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
     parser.add_argument("--gate", action="store_true", help="with --band: the generator also "
                         "outputs a blend weight on the ring, so it keeps real skin there "
                         "exactly; trained on grows up to 4 px")
+    parser.add_argument("--guide", action="store_true", help="the generator also reads a line "
+                        "drawing of the lower face's landmarks (realtime.face.guide)")
     for name in ("lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
                  "region_start", "perceptual_weight", "fm_weight", "identity_weight",
                  "gate_weight"):
@@ -385,7 +388,7 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
         "depth", "refine", "lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
         "region_start", "disc_width", "disc_layers", "vgg", "perceptual_weight",
         "fm_weight", "blocks", "identity_weight", "identity_jitter", "arcface", "band",
-        "gate", "gate_weight")}
+        "gate", "gate_weight", "guide")}
     return InpainterConfig(**common_kwargs(args), **extra)
 
 

@@ -9,6 +9,8 @@ left to right in the image where order matters (eye corners, outlines).
 
 from __future__ import annotations
 
+import itertools
+
 NUM_LANDMARKS = 468
 """Landmarks per face (the mesh without ``refine_landmarks``' iris points)."""
 
@@ -70,3 +72,19 @@ the outline at eye level (234/454) a template covered an eye centre in 10% of th
 SURGICAL_MASK_TOP = (234, 118, 197, 347, 454)
 """The upper edge of the demo clip's painted surgical mask, image left to right: the cheek side
 by the ear, under the eye, the nose bridge, under the other eye, the other side."""
+LIPS_EDGES = ((0, 267), (13, 312), (14, 317), (17, 314), (37, 0), (39, 37), (40, 39), (61, 146),
+              (61, 185), (78, 95), (78, 191), (80, 81), (81, 82), (82, 13), (84, 17), (87, 14),
+              (88, 178), (91, 181), (95, 88), (146, 91), (178, 87), (181, 84), (185, 40),
+              (191, 80), (267, 269), (269, 270), (270, 409), (310, 415), (311, 310),
+              (312, 311), (314, 405), (317, 402), (318, 324), (321, 375), (324, 308),
+              (375, 291), (402, 318), (405, 321), (409, 291), (415, 308))  # fmt: skip
+"""The lips' outer and inner edges as mesh edges (MediaPipe's FACEMESH_LIPS)."""
+NOSE_EDGES = ((1, 19), (2, 326), (4, 1), (4, 45), (5, 4), (6, 197), (19, 94), (45, 220),
+              (48, 64), (64, 98), (94, 2), (97, 2), (98, 97), (115, 48), (168, 6), (195, 5),
+              (197, 195), (220, 115), (275, 4), (278, 344), (294, 278), (326, 327),
+              (327, 294), (344, 440), (440, 275))  # fmt: skip
+"""The nose's ridge, tip, wings and base as mesh edges (MediaPipe's FACEMESH_NOSE)."""
+GUIDE_EDGES = (LIPS_EDGES + NOSE_EDGES
+               + tuple(itertools.pairwise(JAW_OUTLINE)))
+"""What the generator's landmark guide draws (``realtime.face.guide``): lips, nose and jaw,
+the lower face a covering hides and the face mesh still places."""

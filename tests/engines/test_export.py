@@ -115,3 +115,21 @@ def test_gated_generator_exports_equal_to_pytorch(tmp_path: Path) -> None:
     report = export_onnx(model, tmp_path / "gated.onnx", kind="generator", crop_size=32,
                          max_batch=3, cpu_upsampling=True)
     assert max(report["max_abs_diff"].values()) < 1e-4
+
+
+def test_guided_generator_exports_with_its_fifth_channel(tmp_path: Path) -> None:
+    model, _ = random_model("generator", crop_size=32, guide=True, **TINY["generator"])
+    with torch.no_grad():  # a random stem ignores no channel; make the guide's weight count
+        model.coarse.stem.weight[:, 4].normal_()
+    path = tmp_path / "guided.onnx"
+    report = export_onnx(model, path, kind="generator", crop_size=32, max_batch=3,
+                         cpu_upsampling=True)
+    assert max(report["max_abs_diff"].values()) < 1e-4
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    assert dims[1].dim_value == 5
+    batch = parity_inputs("generator", 2, 32, guide=True)
+    assert batch.shape[1] == 5 and 0 <= batch[:, 4].min() and batch[:, 4].max() <= 1
+    blank = batch.copy()
+    blank[:, 4] = 0
+    with torch.inference_mode():  # the guide reaches the output
+        assert not torch.equal(model(torch.from_numpy(batch)), model(torch.from_numpy(blank)))

@@ -30,6 +30,7 @@ class StandinEngines:
     segmenter: Callable[[np.ndarray], np.ndarray]
     generator: Callable[[np.ndarray], np.ndarray]
     generator_band: bool = False
+    generator_guide: bool = False
     backend: str = "standin"
     warmup_ms: float = 0.0
 
@@ -38,9 +39,10 @@ class StandinEngines:
 
 
 def standin_engines(segmenter=lower_half_segmenter, generator=white_generator, *,
-                    generator_band: bool = False) -> StandinEngines:
+                    generator_band: bool = False, generator_guide: bool = False,
+                    ) -> StandinEngines:
     """Stand-in nets with known outputs behind the engines' interface."""
-    return StandinEngines(segmenter, generator, generator_band)
+    return StandinEngines(segmenter, generator, generator_band, generator_guide)
 
 
 def tracked_pipeline():

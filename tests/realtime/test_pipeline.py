@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from standins import lower_half_segmenter, standin_engines, white_generator
 
-from realtime.face.align import CANONICAL_XY
+from realtime.face import mesh
+from realtime.face.align import CANONICAL_XY, affine_points, estimate_alignment, reference_points
+from realtime.face.guide import draw_guide
 from realtime.pipeline import Pipeline, PipelineConfig, from_network, to_network
 from realtime.smoothing import SmoothingConfig
 from realtime.types import Face, Frame
@@ -289,3 +293,46 @@ def test_closing_the_pipeline_closes_its_tracker() -> None:
     with _pipeline() as pipeline:
         pipeline.process(_frame())
     assert pipeline.tracker.closes == 1
+
+
+class LandmarkedTracker(OneFaceTracker):
+    """One face whose mesh landmarks lie inside its box (or None)."""
+
+    def __init__(self, landmarks: bool) -> None:
+        super().__init__()
+        self.landmarks = landmarks
+
+    def update(self, frame_bgr: np.ndarray) -> list[Face]:
+        faces = super().update(frame_bgr)
+        rng = np.random.default_rng(0)
+        marks = (self.origin_xy + rng.uniform(0.3, 0.8, (468, 2)) * FACE_PX).astype(np.float32)
+        eyes_nose_mouth = CANONICAL_XY * FACE_PX + self.origin_xy  # align as the keypoints do
+        for group, xy in zip((mesh.RIGHT_EYE[:2], mesh.LEFT_EYE[:2], (mesh.NOSE_TIP,),
+                              mesh.INNER_LIPS), eyes_nose_mouth, strict=True):
+            marks[list(group)] = xy
+        return [replace(f, landmarks_xy=marks if self.landmarks else None) for f in faces]
+
+
+def test_guided_generator_reads_the_lower_face_guide() -> None:
+    seen = []
+
+    def recording_generator(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.copy())
+        return white_generator(batch)
+
+    for guide, landmarks in ((False, True), (True, True), (True, False)):
+        pipeline = Pipeline(PipelineConfig(smoothing=None, colour_match=False),
+                            engines=standin_engines(generator=recording_generator,
+                                                    generator_guide=guide),
+                            tracker=LandmarkedTracker(landmarks))
+        pipeline.process(_frame())
+    plain, guided, blind = seen
+    assert plain.shape[1] == 4 and guided.shape[1] == blind.shape[1] == 5
+    np.testing.assert_array_equal(guided[:, :4], plain)  # the same crop and mask
+    face = LandmarkedTracker(True).update(_frame().bgr)[0]
+    alignment = estimate_alignment(reference_points(landmarks_xy=face.landmarks_xy,
+                                                    keypoints_xy=face.keypoints_xy), 128)
+    np.testing.assert_array_equal(guided[0, 4], draw_guide(
+        affine_points(alignment.matrix, face.landmarks_xy), 128))  # drawn in crop pixels
+    assert guided[0, 4].max() > 0.5
+    assert not blind[0, 4].any()  # no landmarks: an empty guide

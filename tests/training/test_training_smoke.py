@@ -143,6 +143,19 @@ def test_warm_start_and_time_budget(face_dir: Path, masks_root: Path, tmp_path: 
     assert "--gate needs --band" in capsys.readouterr().err
 
 
+def test_guided_generator_trains_from_a_plain_checkpoint(face_dir: Path, masks_root: Path,
+                                                         tmp_path: Path) -> None:
+    plain = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "plain"), *NO_VGG,
+             "--disc-width", "8", "--steps", "1"]
+    assert train_inpainter.main(plain) == 0
+    guided = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "guided"), *NO_VGG,
+              "--disc-width", "8", "--steps", "2", "--guide",
+              "--init", str(tmp_path / "plain" / "generator.safetensors")]
+    assert train_inpainter.main(guided) == 0
+    model, meta = load_checkpoint(tmp_path / "guided" / "last.safetensors")
+    assert meta["arch"]["guide"] is True and model.coarse.stem.in_channels == 5
+
+
 def test_segmenter_selection_weighs_false_marks_on_bare_faces() -> None:
     covers_more = {"val_iou": 0.90, "val_false_share": 0.003}
     marks_less = {"val_iou": 0.89, "val_false_share": 0.0005}
