@@ -78,11 +78,11 @@ def run_batched(
     kind: str,
     crop_size: int,
     chunk: int,
-    channels: tuple[int, int] | None = None,
+    channels: tuple[int, int],
 ) -> np.ndarray:
-    """Validate ``batch``, run it through ``run`` in chunks of at most ``chunk``, join outputs;
-    ``channels``: (input, output) channels where they are not ``CHANNELS[kind]``."""
-    c_in, c_out = channels or CHANNELS[kind]
+    """Validate ``batch`` against the (input, output) ``channels``, run it through ``run`` in
+    chunks of at most ``chunk``, join outputs."""
+    c_in, c_out = channels
     if batch.ndim != 4 or batch.shape[1:] != (c_in, crop_size, crop_size):
         raise ValueError(f"the {kind} expects a batch of shape (N, {c_in}, {crop_size}, "
                          f"{crop_size}), got {batch.shape}")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from engines import probe, telemetry
-from engines.base import CHANNELS, BackendUnavailable, run_batched
+from engines.base import BackendUnavailable, run_batched
 from engines.cache import ArtefactCache, ArtefactError, CacheKey, package_versions
 from engines.export import (
     DEFAULT_EXPORTER,
@@ -45,10 +45,10 @@ class OnnxRuntimeEngine:
     """One InferenceSession behind the Engine protocol."""
 
     def __init__(self, session: Any, *, name: str, kind: str, crop_size: int,
-                 max_batch: int, chunk: int, channels: tuple[int, int] | None = None) -> None:
+                 max_batch: int, chunk: int, channels: tuple[int, int]) -> None:
         self.name = name
         self.kind = kind
-        self.channels = channels or CHANNELS[kind]
+        self.channels = channels
         self.crop_size = crop_size
         self.max_batch = max_batch
         self.chunk = chunk
@@ -56,8 +56,7 @@ class OnnxRuntimeEngine:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return run_batched(batch, self._run, kind=self.kind, crop_size=self.crop_size,
-                           channels=self.channels,
-                           chunk=self.chunk)
+                           chunk=self.chunk, channels=self.channels)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]

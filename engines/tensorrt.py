@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from engines import probe, telemetry
-from engines.base import CHANNELS, EngineError, run_batched
+from engines.base import EngineError, run_batched
 from engines.cache import ArtefactCache, ArtefactError, CacheKey, package_versions
 from engines.export import check_parity
 from engines.weights import ModelSource
@@ -37,10 +37,10 @@ class TensorRTEngine:
     """A Torch-TensorRT compiled module behind the Engine protocol (numpy in, numpy out)."""
 
     def __init__(self, module: Any, *, torch: Any, kind: str, crop_size: int,
-                 max_batch: int, channels: tuple[int, int] | None = None) -> None:
+                 max_batch: int, channels: tuple[int, int]) -> None:
         self.name = "torch-tensorrt"
         self.kind = kind
-        self.channels = channels or CHANNELS[kind]
+        self.channels = channels
         self.crop_size = crop_size
         self.max_batch = max_batch
         self.module = module
@@ -48,8 +48,7 @@ class TensorRTEngine:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return run_batched(batch, self._run, kind=self.kind, crop_size=self.crop_size,
-                           channels=self.channels,
-                           chunk=self.max_batch)
+                           chunk=self.max_batch, channels=self.channels)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from engines import probe
-from engines.base import CHANNELS, run_batched
+from engines.base import run_batched
 from engines.weights import ModelSource
 
 DEFAULT_CPU_THREADS = 1
@@ -24,11 +24,10 @@ class TorchEngine:
     """An eager PyTorch module behind the Engine protocol."""
 
     def __init__(self, module: Any, *, torch: Any, device: str, dtype: Any, kind: str,
-                 crop_size: int, max_batch: int, channels: tuple[int, int] | None = None,
-                 ) -> None:
+                 crop_size: int, max_batch: int, channels: tuple[int, int]) -> None:
         self.name = f"torch-{device}"
         self.kind = kind
-        self.channels = channels or CHANNELS[kind]
+        self.channels = channels
         self.crop_size = crop_size
         self.max_batch = max_batch
         self.module = module
@@ -38,8 +37,7 @@ class TorchEngine:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return run_batched(batch, self._run, kind=self.kind, crop_size=self.crop_size,
-                           channels=self.channels,
-                           chunk=self.max_batch)
+                           chunk=self.max_batch, channels=self.channels)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
