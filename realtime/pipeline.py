@@ -26,7 +26,7 @@ from realtime.composite import (
     telea_inpaint,
 )
 from realtime.covering import CoveringConfig, CoveringVotes, below_eyes, plausible_covering
-from realtime.edges import guided_grow, prob_grow
+from realtime.edges import guided_grow, prob_grow, snap_edges
 from realtime.face.align import (
     Alignment,
     affine_points,
@@ -67,6 +67,15 @@ class PipelineConfig:
     """Grow the mask by up to this many crop pixels before painting: segmentation stops a
     pixel or two short of a real mask's edge, which otherwise stays visible as a thin coloured
     rim. A band generator sees the ring's pixels and keeps the real skin among them."""
+    snap_px: int = 2
+    """Before the grow, re-decide the pixels within this many crop pixels of the segmented
+    edge by colour, both ways (``realtime.edges.snap_edges``); 0: the segmenter's edge.
+    Measured with the bundled nets (256 faces per set, templates): hole PSNR 16.74 -> 16.85
+    dB, hole-box LPIPS 0.338 -> 0.332, ArcFace 0.560 -> 0.562 on celebahq_192; 17.89 ->
+    17.92, 0.314 -> 0.310, 0.537 -> 0.538 on the old crops; real photos look the same."""
+    grow_upward: bool = True
+    """Whether the grow also moves the top edge up; False grows down and sideways only (the
+    top edge crosses the nose, where repainted skin costs the most identity)."""
     grow_min_prob: float = 0.0
     """The grow takes only pixels the segmenter gives at least this probability of being
     covering (``realtime.edges.prob_grow``): a soft real edge is taken, the skin beside a
@@ -87,6 +96,8 @@ class PipelineConfig:
             raise ValueError(f"feather must be between 0 and 32 px, got {self.feather_px}")
         if not 0 <= self.grow_px <= 16:
             raise ValueError(f"grow must be between 0 and 16 px, got {self.grow_px}")
+        if not 0 <= self.snap_px <= 8:
+            raise ValueError(f"edge snap must be between 0 and 8 px, got {self.snap_px}")
         if not 0 <= self.grow_min_prob < 0.5:
             raise ValueError(f"grow min probability must be in [0, 0.5), got "
                              f"{self.grow_min_prob}")
@@ -96,21 +107,25 @@ class PipelineConfig:
 
     @property
     def grow_reads_colours(self) -> bool:
-        """Whether ``grown`` reads the crops' colours (the guided grow); else it takes None."""
-        return self.grow_reach_px > 0
+        """Whether ``grown`` reads the crops' colours (the edge snap, the guided grow); else
+        it takes None."""
+        return self.snap_px > 0 or self.grow_reach_px > 0
 
     def grown(self, crops_rgb: np.ndarray | None, masks_hw: np.ndarray,
               probs_hw: np.ndarray) -> np.ndarray:
         """The masks (N, S, S) grown as configured, before painting; ``probs_hw``: the
         segmenter's probabilities (smoothed over time where masks are); ``crops_rgb`` may be
         None unless ``grow_reads_colours``."""
-        if not self.grow_reads_colours:
-            return prob_grow(masks_hw, probs_hw, self.grow_px, self.grow_min_prob)
-        if crops_rgb is None:
-            raise ValueError("the guided grow (grow_reach_px > 0) reads the crops' colours")
-        start = (prob_grow(masks_hw, probs_hw, self.grow_px, self.grow_min_prob)
-                 if self.grow_min_prob else None)  # None: the guided grow's own fixed part
-        return guided_grow(crops_rgb, masks_hw, self.grow_px, self.grow_reach_px, start)
+        if self.grow_reads_colours and crops_rgb is None:
+            raise ValueError("the edge snap and the guided grow read the crops' colours")
+        masks_hw = snap_edges(crops_rgb, masks_hw, self.snap_px)
+        fixed = prob_grow(masks_hw, probs_hw, self.grow_px, self.grow_min_prob,
+                          upward=self.grow_upward)
+        if not self.grow_reach_px:
+            return fixed
+        plain = not self.grow_min_prob and self.grow_upward  # the guided grow's own fixed part
+        return guided_grow(crops_rgb, masks_hw, self.grow_px, self.grow_reach_px,
+                           None if plain else fixed)
 
 
 @dataclass

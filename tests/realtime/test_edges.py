@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.edges import MIN_SHARE, grow, guided_grow, guided_grow_one, prob_grow
+from realtime.edges import (
+    MIN_SHARE,
+    grow,
+    guided_grow,
+    guided_grow_one,
+    prob_grow,
+    snap_edges,
+    snap_edges_one,
+)
 from realtime.pipeline import PipelineConfig
 
 SKIN = np.array([200, 150, 120], np.float32)
@@ -63,32 +71,37 @@ def test_batches_and_empty_masks() -> None:
     assert not out[1].any()
 
 
+def _grows(**fields) -> PipelineConfig:
+    """A pipeline configuration without the edge snap: the grows alone."""
+    return PipelineConfig(snap_px=0, **fields)
+
+
 def test_the_pipeline_grows_as_configured() -> None:
     rgb, core, share = _scene(rim_px=3)
     probs = share[None].astype(np.float32)
-    fixed = PipelineConfig(grow_px=2).grown(rgb[None], core[None], probs)[0]
+    fixed = _grows(grow_px=2).grown(rgb[None], core[None], probs)[0]
     np.testing.assert_array_equal(fixed, grow(core[None], 2)[0])
     # a fixed or probability grow reads no colours, so callers need not convert the crops
-    assert not PipelineConfig(grow_px=2, grow_min_prob=0.4).grow_reads_colours
-    np.testing.assert_array_equal(PipelineConfig(grow_px=2).grown(None, core[None], probs)[0],
+    assert not _grows(grow_px=2, grow_min_prob=0.4).grow_reads_colours
+    np.testing.assert_array_equal(_grows(grow_px=2).grown(None, core[None], probs)[0],
                                   fixed)
-    with pytest.raises(ValueError, match="reads the crops' colours"):
-        PipelineConfig(grow_px=0, grow_reach_px=4).grown(None, core[None], probs)
-    guided = PipelineConfig(grow_px=0, grow_reach_px=4).grown(rgb[None], core[None], probs)[0]
+    with pytest.raises(ValueError, match="read the crops' colours"):
+        _grows(grow_px=0, grow_reach_px=4).grown(None, core[None], probs)
+    guided = _grows(grow_px=0, grow_reach_px=4).grown(rgb[None], core[None], probs)[0]
     assert not np.array_equal(fixed, guided)
     np.testing.assert_array_equal(guided, guided_grow_one(rgb, core, 0, 4))
-    both = PipelineConfig(grow_px=2, grow_reach_px=4).grown(rgb[None], core[None], probs)[0]
+    both = _grows(grow_px=2, grow_reach_px=4).grown(rgb[None], core[None], probs)[0]
     np.testing.assert_array_equal(both, guided_grow_one(rgb, core, 2, 4))  # as measured
-    by_prob = PipelineConfig(grow_px=2, grow_min_prob=0.4).grown(rgb[None], core[None],
+    by_prob = _grows(grow_px=2, grow_min_prob=0.4).grown(rgb[None], core[None],
                                                                  probs)[0]
     np.testing.assert_array_equal(by_prob, prob_grow(core[None], probs, 2, 0.4)[0])
     # the guided grow continues from the probability grow, with colours read about the core
-    on_prob = PipelineConfig(grow_px=2, grow_min_prob=0.4, grow_reach_px=4).grown(
+    on_prob = _grows(grow_px=2, grow_min_prob=0.4, grow_reach_px=4).grown(
         rgb[None], core[None], probs)[0]
     np.testing.assert_array_equal(on_prob, guided_grow_one(rgb, core, 2, 4, by_prob))
     assert (on_prob >= by_prob).all()
     with pytest.raises(ValueError, match="grow reach"):
-        PipelineConfig(grow_px=3, grow_reach_px=2)
+        _grows(grow_px=3, grow_reach_px=2)
     with pytest.raises(ValueError, match="grow min probability"):
         PipelineConfig(grow_min_prob=0.5)
 
@@ -106,3 +119,71 @@ def test_the_probability_grow_takes_a_soft_edge_and_not_the_skin_beside_a_crisp_
     np.testing.assert_array_equal(prob_grow(core[None], probs[None], 2, 0.0),
                                   grow(core[None], 2))
     np.testing.assert_array_equal(prob_grow(core[None], probs[None], 0, 0.1), core[None])
+
+
+def _noisy(rgb: np.ndarray, seed: int = 0, sd: float = 6.0) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, sd, rgb.shape)
+    return np.clip(rgb + noise, 0, 255).astype(np.uint8)
+
+
+def test_the_snap_moves_a_misplaced_edge_onto_the_covering_both_ways() -> None:
+    rgb, truth, _ = _scene()
+    rgb = _noisy(rgb)
+    misplaced = np.roll(truth, (2, -2), axis=(0, 1))  # 2 px over skin at the bottom and left,
+    #                                                  2 px short at the top and right
+    snapped = snap_edges_one(rgb, misplaced, 2)
+    assert (misplaced != truth).sum() > 200
+    assert (snapped != truth).sum() <= 4
+    # no further than the band: an edge 4 px off moves by 2 px at most
+    far = np.roll(truth, 4, axis=0)
+    moved = snap_edges_one(rgb, far, 2)
+    assert (moved != far).sum() > 0
+    np.testing.assert_array_equal(moved * (1 - grow(far[None], 2)[0]), 0)  # taken: <= 2 px out
+    core = 1 - grow(1 - far[None], 2)[0]
+    assert not ((moved < far) & (core > 0)).any()                         # dropped: <= 2 px in
+
+
+def test_the_snap_keeps_the_segmented_edge_where_colours_do_not_tell() -> None:
+    rgb, truth, _ = _scene()
+    misplaced = np.roll(truth, 2, axis=0)
+    flat = _noisy(np.full_like(rgb, 180))  # covering and skin alike: nothing to snap to
+    np.testing.assert_array_equal(snap_edges_one(flat, misplaced, 2), misplaced)
+    assert not snap_edges_one(rgb, np.zeros_like(truth), 2).any()
+    out = snap_edges(np.stack([rgb, rgb]), np.stack([misplaced, misplaced]), 0)
+    np.testing.assert_array_equal(out[0], misplaced)  # 0 px: off
+
+
+def test_the_snap_scales_with_the_crop() -> None:
+    rgb, truth, _ = _scene(256)
+    misplaced = np.roll(truth, 4, axis=0)  # 2 px at 128 px
+    assert (snap_edges_one(_noisy(rgb), misplaced, 2) != truth).sum() <= 8
+
+
+def test_a_grow_without_upward_leaves_the_top_edge_where_it_was() -> None:
+    _, core, _ = _scene()
+    down = grow(core[None], 2, upward=False)[0]
+    full = grow(core[None], 2)[0]
+    rows = np.nonzero(core.any(1))[0]
+    top, bottom = rows[0], rows[-1]
+    assert not down[:top].any() and full[:top].any()
+    assert down[bottom + 1: bottom + 3].any() and down[:, :48].any()  # down and sideways
+    assert (down <= full).all()
+    probs = core[None] * 0.9 + 0.05
+    by_prob = prob_grow(core[None], probs.astype(np.float32), 2, 0.01, upward=False)[0]
+    assert not by_prob[:top].any() and by_prob[bottom + 1:].any()
+
+
+def test_the_pipeline_snaps_before_it_grows() -> None:
+    rgb, truth, share = _scene()
+    rgb = _noisy(rgb)
+    misplaced = np.roll(truth, 2, axis=0)
+    probs = share[None].astype(np.float32)
+    config = PipelineConfig(snap_px=2, grow_px=1, grow_upward=False)
+    assert config.grow_reads_colours
+    np.testing.assert_array_equal(
+        config.grown(rgb[None], misplaced[None], probs),
+        grow(snap_edges(rgb[None], misplaced[None], 2), 1, upward=False))
+    with pytest.raises(ValueError, match="read the crops' colours"):
+        config.grown(None, misplaced[None], probs)
+    with pytest.raises(ValueError, match="edge snap"):
+        PipelineConfig(snap_px=9)
