@@ -68,3 +68,22 @@ def test_weighted_reconstruction_ignores_pixels_of_weight_zero() -> None:
     weight[:, :, 14:] = 1
     assert reconstruction_loss(out, target, weight).item() == pytest.approx(
         reconstruction_loss(out, target).item(), rel=1e-5)
+
+
+def test_the_segmenter_loss_weights_the_edge_ring() -> None:
+    import torch
+
+    from training.train_segmenter import edge_ring, segmentation_loss
+
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    ring = edge_ring(mask)
+    assert ring.sum() == 10 * 10 - 6 * 6  # 1 px either side of the edge
+    assert ring[..., 8, 8] == 0 and ring[..., 0, 0] == 0 and ring[..., 4, 4] == 1
+    wrong_edge = torch.where(ring > 0, -mask * 8 + 4, mask * 16 - 8)  # right inside, wrong edge
+    wrong_inside = torch.where(ring > 0, mask * 16 - 8, -mask * 8 + 4)
+    plain = [segmentation_loss(x, mask, 0.0) for x in (wrong_edge, wrong_inside)]
+    weighted = [segmentation_loss(x, mask, 0.0, edge_weight=4.0) for x in (wrong_edge,
+                                                                              wrong_inside)]
+    assert weighted[0] > plain[0] and torch.isclose(weighted[1], plain[1], rtol=0.2)
+    assert weighted[0] / weighted[1] > plain[0] / plain[1]
