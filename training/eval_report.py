@@ -131,7 +131,8 @@ How to read the tables:
   the channels: a hole painted in the wrong tone.
 - **mask**: *true* = the synthetic occlusion's own mask; *segmenter* = what the product would
   paint from the segmenter's marks: logits > 0, `plausible_covering` (nothing at all on a
-  face not judged covered), grown 2 px, nothing above the eyes.
+  face not judged covered), the edge snapped to the covering's colour (2 px either side),
+  grown 2 px, nothing above the eyes.
 - Occlusions are fixed (seed {seed}): the generator recipe with shares {mix} of MaskTheFace
   templates, black rectangles and freeform strokes, never re-lit or mirrored. Telea is
   OpenCV's inpainting (radius 3)."""
