@@ -19,16 +19,18 @@ ring at a time from the segmented edge outwards:
     masks_hw = guided_grow(crops_rgb, masks_hw, min_px=0, max_px=4)
 
 Before any grow, ``snap_edges`` re-decides the pixels along the segmented edge by colour,
-both ways: a segmenter's edge wanders a pixel or two either side of a covering's (IoU 0.88 on
-the celebahq_192 validation templates), and every pixel of skin inside it is repainted, every
-pixel of covering outside it left. ``grow(..., upward=False)`` grows down and sideways only:
-the top edge runs across the nose, where repainted skin costs the most identity.
+both ways: a segmenter's edge wanders a pixel or two either side of a covering's (raw IoU
+0.907 on the celebahq_192 validation templates), and every pixel of skin inside it is
+repainted, every pixel of covering outside it left. ``grow(..., upward=False)`` grows down
+and sideways only: the top edge runs across the nose, where repainted skin costs the most
+identity.
 
     masks_hw = grow(snap_edges(crops_rgb, masks_hw, 2), 1, upward=False)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import cv2
@@ -106,12 +108,16 @@ def prob_grow(masks_hw: np.ndarray, probs_hw: np.ndarray, radius_px: int,
     return np.stack(out)
 
 
-def _local_mean(lab: np.ndarray, weight_hw: np.ndarray, sigma: float,
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(weighted local mean colour (S, S, 3), local weight (S, S))."""
-    weight = cv2.GaussianBlur(weight_hw, (0, 0), sigma)
-    total = cv2.GaussianBlur(lab * weight_hw[..., None], (0, 0), sigma)
+def _local_mean(lab: np.ndarray, weight_hw: np.ndarray,
+                blur: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(weighted local mean colour (S, S, 3), local weight (S, S)), local as ``blur`` is."""
+    weight = blur(weight_hw)
+    total = blur(lab * weight_hw[..., None])
     return total / np.maximum(weight[..., None], 1e-4), weight
+
+
+def _gaussian(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda a: cv2.GaussianBlur(a, (0, 0), sigma)
 
 
 def snap_edges_one(crop_rgb: np.ndarray, mask_hw: np.ndarray, band_px: int) -> np.ndarray:
@@ -135,14 +141,14 @@ def snap_edges_one(crop_rgb: np.ndarray, mask_hw: np.ndarray, band_px: int) -> n
     outer = far - cv2.dilate(m, disc(round(SNAP_OUTER_PX[0] * scale)))
     band = cv2.dilate(m, disc(band_r)) > cv2.erode(m, disc(band_r))
     window = (2 * round(SNAP_WINDOW_PX * scale) + 1,) * 2
-    by, bx = np.nonzero(band)
-    means = []
-    for part in (inner, outer):  # box-filtered local means, read at the band's pixels
-        weight = cv2.blur(part.astype(np.float32), window, borderType=cv2.BORDER_CONSTANT)
-        total = cv2.blur(lab * part[..., None], window, borderType=cv2.BORDER_CONSTANT)
-        w = weight[by, bx]
-        means.append((total[by, bx] / np.maximum(w, 1e-4)[:, None], w))
-    (inside_mean, inside_w), (outside_mean, outside_w) = means
+
+    def box_blur(a: np.ndarray) -> np.ndarray:  # a box, not a Gaussian: ~2x faster per face
+        return cv2.blur(a, window, borderType=cv2.BORDER_CONSTANT)
+
+    by, bx = np.nonzero(band)  # only the band's pixels are compared
+    (inside_mean, inside_w), (outside_mean, outside_w) = (
+        (mean[by, bx], weight[by, bx]) for mean, weight in (
+            _local_mean(lab, part.astype(np.float32), box_blur) for part in (inner, outer)))
     colour = lab[by, bx]
     to_inside = np.linalg.norm(colour - inside_mean, axis=1)
     to_outside = np.linalg.norm(colour - outside_mean, axis=1)
@@ -182,8 +188,9 @@ def guided_grow_one(crop_rgb: np.ndarray, mask_hw: np.ndarray, min_px: int,
     inner = cv2.erode(mask_u8, np.ones((3, 3), np.uint8)).astype(np.float32)  # no edge pixels
     reach = cv2.dilate(mask_u8, disc(max_r + 1))
     outside = (cv2.dilate(mask_u8, disc(max_r + round(OUTSIDE_PX * scale))) - reach)
-    inside_mean, inside_w = _local_mean(lab, inner, SIGMA_PX * scale)
-    outside_mean, outside_w = _local_mean(lab, outside.astype(np.float32), SIGMA_PX * scale)
+    blur = _gaussian(SIGMA_PX * scale)
+    inside_mean, inside_w = _local_mean(lab, inner, blur)
+    outside_mean, outside_w = _local_mean(lab, outside.astype(np.float32), blur)
     across = outside_mean - inside_mean
     length2 = (across ** 2).sum(axis=2)
     towards_outside = ((lab - inside_mean) * across).sum(axis=2) / np.maximum(length2, 1e-6)

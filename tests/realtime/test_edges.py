@@ -92,8 +92,7 @@ def test_the_pipeline_grows_as_configured() -> None:
     np.testing.assert_array_equal(guided, guided_grow_one(rgb, core, 0, 4))
     both = _grows(grow_px=2, grow_reach_px=4).grown(rgb[None], core[None], probs)[0]
     np.testing.assert_array_equal(both, guided_grow_one(rgb, core, 2, 4))  # as measured
-    by_prob = _grows(grow_px=2, grow_min_prob=0.4).grown(rgb[None], core[None],
-                                                                 probs)[0]
+    by_prob = _grows(grow_px=2, grow_min_prob=0.4).grown(rgb[None], core[None], probs)[0]
     np.testing.assert_array_equal(by_prob, prob_grow(core[None], probs, 2, 0.4)[0])
     # the guided grow continues from the probability grow, with colours read about the core
     on_prob = _grows(grow_px=2, grow_min_prob=0.4, grow_reach_px=4).grown(
