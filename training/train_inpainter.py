@@ -299,7 +299,8 @@ def train(config: InpainterConfig) -> dict:
         save_outputs(models, optimizers, config, step, info, metrics, summary, best=best)
 
     try:
-        while step < config.steps and not budget.spent():
+        first = step  # every invocation takes a step, however small its budget
+        while step < config.steps and (step == first or not budget.spent()):
             progress = max(step / config.steps, budget.fraction())
             if region_step is None and progress >= config.region_start:
                 region_step = step

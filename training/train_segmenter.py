@@ -198,7 +198,8 @@ def train(config: SegmenterConfig) -> dict:
         return save_outputs(model, opt, config, step, info, metrics, summary)
 
     try:
-        while step < config.steps and not budget.spent():
+        first = step  # every invocation takes a step, however small its budget
+        while step < config.steps and (step == first or not budget.spent()):
             batch = train_set.batch(step, config.batch_size)
             logits = model(batch["masked"])
             loss = segmentation_loss(logits, batch["mask"], config.dice_weight,
