@@ -67,10 +67,14 @@ def band_masks(mask: torch.Tensor, rng: np.random.Generator,
 
 
 def generator_inputs(batch: dict, band: bool, rng: np.random.Generator, *,
-                     gate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     gate: bool = False, grown: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(mask channel, RGB) a generator trains on: the true mask and the clean crop, or with
     ``band`` a misplaced mask with its ring and the masked crop (a missed rim shows there);
-    ``gate``: on the wider grows of ``GATE_GROWS_PX``."""
+    ``gate``: on the wider grows of ``GATE_GROWS_PX``. ``grown`` (plain generators): the
+    painted region of those misplaced, grown masks as a {0, 1} channel, with the masked crop,
+    which is what the pipeline feeds a plain generator."""
+    if grown and not band:
+        return (band_masks(batch["mask"], rng) > 0).to(batch["mask"].dtype), batch["masked"]
     if not band:
         return batch["mask"], batch["clean"]
     return (band_masks(batch["mask"], rng, GATE_GROWS_PX if gate else GROWS_PX),

@@ -38,7 +38,7 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
         batch = val.collate([val.sample(k) for k in ks])
         channel, source = generator_inputs(batch, config.band,
                                            np.random.default_rng([config.seed, 3, start]),
-                                           gate=config.gate)
+                                           gate=config.gate, grown=config.grown)
         out = generate(gen, source, channel, batch["guide"])
         values = image_metrics((out + 1) / 2, (batch["clean"] + 1) / 2, batch["mask"])
         values["rec"] = reconstruction_loss(out, batch["clean"], batch["valid"]).expand(len(ks))

@@ -115,6 +115,8 @@ class InpainterConfig(TrainConfig):
     gate_weight: float = 1.0
     """Weight of the gate's BCE against the true covering on the ring
     (``training.band.gate_loss``)."""
+    grown: bool = False
+    """A plain generator trains on the painted region of ``band``'s misplaced, grown masks."""
     guide: bool = False
     """The generator also reads the landmark guide (``realtime.face.guide``); ``--init`` may
     be a checkpoint without one (it starts unread)."""
@@ -134,6 +136,7 @@ class InpainterConfig(TrainConfig):
             (0 <= self.identity_jitter <= 10,
              f"--identity-jitter must be in [0, 10], got {self.identity_jitter}"),
             (self.band or not self.gate, "--gate needs --band"),
+            (not (self.band and self.grown), "--grown is for plain generators, not --band"),
             (not (self.gate and self.refine), "--gate does not go with --refine"),
             (not (self.gate and self.guide), "--gate does not go with --guide"),
             (self.vgg is None or self.vgg.is_file(), f"--vgg file not found: {self.vgg}"),
@@ -310,7 +313,7 @@ def train(config: InpainterConfig) -> dict:
             clean, valid = batch["clean"], batch["valid"]
             channel, source = generator_inputs(
                 batch, config.band, np.random.default_rng([config.seed, 4, step]),
-                gate=config.gate)
+                gate=config.gate, grown=config.grown)
             mask = (channel > 0).to(clean.dtype)  # what is repainted, for the region critic
             fake, gate = (gated_paint(gen, source, channel, batch["mask"], valid)
                           if config.gate else (generate(gen, source, channel, batch["guide"]),
@@ -365,6 +368,8 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
     parser.add_argument("--gate", action="store_true", help="with --band: the generator also "
                         "outputs a blend weight on the ring, so it keeps real skin there "
                         "exactly; trained on grows up to 4 px")
+    parser.add_argument("--grown", action="store_true", help="train on segmenter-like "
+                        "misplaced masks grown as the pipeline grows them (training.band)")
     parser.add_argument("--guide", action="store_true", help="the generator also reads a line "
                         "drawing of the lower face's landmarks (realtime.face.guide)")
     for name in ("lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
@@ -389,7 +394,7 @@ def parse_config(argv: list[str] | None) -> InpainterConfig:
         "depth", "refine", "lr_gen", "lr_disc", "rec_weight", "adv_whole", "adv_region",
         "region_start", "disc_width", "disc_layers", "vgg", "perceptual_weight",
         "fm_weight", "blocks", "identity_weight", "identity_jitter", "arcface", "band",
-        "gate", "gate_weight", "guide")}
+        "gate", "gate_weight", "guide", "grown")}
     return InpainterConfig(**common_kwargs(args), **extra)
 
 

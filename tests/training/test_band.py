@@ -43,6 +43,17 @@ def test_band_training_shows_the_masked_crop_plain_training_the_clean_one() -> N
     assert rgb is batch["masked"] and (channel == BAND_LEVEL).any()
 
 
+def test_grown_training_paints_the_pipelines_region_on_the_masked_crop() -> None:
+    batch = {"mask": _coverings(64), "clean": torch.zeros(64, 3, 64, 64),
+             "masked": torch.ones(64, 3, 64, 64)}
+    channel, rgb = generator_inputs(batch, False, np.random.default_rng(0), grown=True)
+    assert rgb is batch["masked"]
+    assert set(torch.unique(channel).tolist()) == {0.0, 1.0}  # a plain generator's channel
+    ring = band_masks(batch["mask"], np.random.default_rng(0))
+    assert torch.equal(channel, (ring > 0).float())  # the band's painted region, no ring level
+    assert channel.sum() > batch["mask"].sum()  # grown as the pipeline grows, on the whole
+
+
 def test_gate_training_grows_further() -> None:
     mask = _coverings(256)
     narrow = band_masks(mask, np.random.default_rng(0))

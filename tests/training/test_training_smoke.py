@@ -141,6 +141,13 @@ def test_warm_start_and_time_budget(face_dir: Path, masks_root: Path, tmp_path: 
     no_band = [a for a in gated if a != "--band"]
     assert train_inpainter.main(no_band) == 1
     assert "--gate needs --band" in capsys.readouterr().err
+    grown = [*tiny_args(face_dir, masks_root, tmp_path, tmp_path / "grown"), *NO_VGG,
+             "--disc-width", "8", "--steps", "1", "--grown",
+             "--init", str(first / "generator.safetensors")]
+    assert train_inpainter.main(grown) == 0  # a plain net on the pipeline's grown masks
+    assert load_checkpoint(tmp_path / "grown" / "last.safetensors")[1]["arch"]["band"] is False
+    assert train_inpainter.main([*grown[:-2], "--band"]) == 1
+    assert "--grown is for plain generators" in capsys.readouterr().err
 
 
 def test_guided_generator_trains_from_a_plain_checkpoint(face_dir: Path, masks_root: Path,
