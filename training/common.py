@@ -354,11 +354,12 @@ def save_grid(path: Path, columns: list[torch.Tensor], rows: int = 8) -> None:
 
 
 class Budget:
-    """Wall-clock budget of one invocation (None: unlimited)."""
+    """Wall-clock budget of one invocation (None: unlimited) that starts at ``first_step``."""
 
-    def __init__(self, minutes: float | None) -> None:
+    def __init__(self, minutes: float | None, first_step: int = 0) -> None:
         self.start = time.monotonic()
         self.seconds = None if minutes is None else minutes * 60
+        self.first_step = first_step
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -368,3 +369,9 @@ class Budget:
 
     def spent(self) -> bool:
         return self.seconds is not None and self.elapsed() >= self.seconds
+
+    def allows(self, step: int) -> bool:
+        """Whether ``step`` may run: the invocation's first always does, however small the
+        budget (setup on a loaded machine can outlast a tiny one), later ones until it is
+        spent."""
+        return step == self.first_step or not self.spent()

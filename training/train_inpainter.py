@@ -283,7 +283,7 @@ def train(config: InpainterConfig) -> dict:
                         (opt_dr, config.lr_disc)):
             for group in opt.param_groups:
                 group["lr"] = lr
-    budget = Budget(config.minutes)
+    budget = Budget(config.minutes, first_step=step)
     config.out.mkdir(parents=True, exist_ok=True)
     log = (config.out / "metrics.jsonl").open("a")
     bar = tqdm(total=config.steps, initial=step, disable=not config.progress, unit="step")
@@ -302,8 +302,7 @@ def train(config: InpainterConfig) -> dict:
         save_outputs(models, optimizers, config, step, info, metrics, summary, best=best)
 
     try:
-        first = step  # every invocation takes a step, however small its budget
-        while step < config.steps and (step == first or not budget.spent()):
+        while step < config.steps and budget.allows(step):
             progress = max(step / config.steps, budget.fraction())
             if region_step is None and progress >= config.region_start:
                 region_step = step

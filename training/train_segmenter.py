@@ -187,7 +187,7 @@ def train(config: SegmenterConfig) -> dict:
         best_score = info.get("best_score")
         for group in opt.param_groups:  # a new --lr applies to a resumed run too
             group["lr"] = config.lr
-    budget = Budget(config.minutes)
+    budget = Budget(config.minutes, first_step=step)
     config.out.mkdir(parents=True, exist_ok=True)
     log = (config.out / "metrics.jsonl").open("a")
     bar = tqdm(total=config.steps, initial=step, disable=not config.progress, unit="step")
@@ -198,8 +198,7 @@ def train(config: SegmenterConfig) -> dict:
         return save_outputs(model, opt, config, step, info, metrics, summary)
 
     try:
-        first = step  # every invocation takes a step, however small its budget
-        while step < config.steps and (step == first or not budget.spent()):
+        while step < config.steps and budget.allows(step):
             batch = train_set.batch(step, config.batch_size)
             logits = model(batch["masked"])
             loss = segmentation_loss(logits, batch["mask"], config.dice_weight,

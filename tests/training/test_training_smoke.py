@@ -15,6 +15,7 @@ import pytest
 
 from engines.checkpoint import load_checkpoint
 from training import train_inpainter, train_segmenter
+from training.common import Budget
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -105,6 +106,14 @@ def test_bad_flags_exit_with_a_message(tmp_path: Path, capsys: pytest.CaptureFix
     assert "--crop must be 128 or 256, got 200" in capsys.readouterr().err
     assert train_inpainter.main(["--out", str(tmp_path), "--lr-gen", "0"]) == 1
     assert "learning rates must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_a_spent_budget_still_allows_the_invocations_first_step() -> None:
+    spent = Budget(0.0, first_step=7)  # a resumed run at step 7 with no time at all
+    assert spent.spent()
+    assert spent.allows(7) and not spent.allows(8)
+    unlimited = Budget(None, first_step=7)
+    assert unlimited.allows(7) and unlimited.allows(10**6)
 
 
 def test_warm_start_and_time_budget(face_dir: Path, masks_root: Path, tmp_path: Path,
