@@ -223,7 +223,9 @@ class MaskInpainter(nn.Module):
     real skin is copied, a covering's rim the segmenter missed is painted over.
 
     With ``guide`` the input has a fifth channel, the landmark guide
-    (``realtime.face.guide``), which only the coarse net reads.
+    (``realtime.face.guide``), which only the coarse net reads, times ``guide_scale``: the
+    stem's guide weights start at zero in a trained net, and unscaled they barely move at the
+    generator's learning rate (the gate's problem, ``GATE_SCALE``).
 
     With ``gate`` (band only) the net's fourth output channel is a per-pixel blend weight on
     the ring: sigmoid(gate) of the paint, the rest the pixel as seen. Keeping real skin is
@@ -231,7 +233,8 @@ class MaskInpainter(nn.Module):
     """
 
     def __init__(self, coarse: DWSCUNet, refine: DWSCUNet | None = None, *,
-                 band: bool = False, gate: bool = False, guide: bool = False) -> None:
+                 band: bool = False, gate: bool = False, guide: bool = False,
+                 guide_scale: float = 1.0) -> None:
         super().__init__()
         if gate and (not band or refine is not None):
             raise ValueError("a gated generator needs band masks and no refine stage")
@@ -240,11 +243,14 @@ class MaskInpainter(nn.Module):
         self.band = band
         self.gate = gate
         self.guide = guide
+        self.guide_scale = guide_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gate:
             return self.forward_gated(x)[0]
         masked_rgb, mask = x[:, :3], x[:, 3:4]
+        if self.guide and self.guide_scale != 1.0:
+            x = torch.cat([x[:, :4], x[:, 4:] * self.guide_scale], dim=1)
         raw = self.coarse(x)
         paint = (mask > 0).to(x.dtype) if self.band else mask
         out = masked_rgb * (1 - paint) + torch.tanh(raw) * paint
@@ -284,6 +290,7 @@ def build_generator(
     band: bool = False,
     gate: bool = False,
     guide: bool = False,
+    guide_scale: float = 1.0,
 ) -> MaskInpainter:
     """The GAN generator: masked RGB + mask in, RGB out, painted only inside the mask.
 
@@ -292,7 +299,8 @@ def build_generator(
     256 px) where the dilated stack sees the whole face; deeper bottlenecks would make the
     dilations mostly padding. ``band``: the mask input has an edge ring whose pixels the net
     sees and repaints (``MaskInpainter``); ``gate``: a fourth output channel blends paint and
-    pixel on that ring; ``guide``: a fifth input channel, the landmark guide.
+    pixel on that ring; ``guide``: a fifth input channel, the landmark guide, read times
+    ``guide_scale`` (1 in the first guided checkpoints).
     """
     def unet(out_channels: int = 3, in_channels: int = 4) -> DWSCUNet:
         return DWSCUNet(in_channels=in_channels, out_channels=out_channels, width=width,
@@ -300,7 +308,8 @@ def build_generator(
                         dilation_rates=tuple(dilation_rates), upsample=upsample,
                         blocks=blocks)
     return MaskInpainter(unet(4 if gate else 3, 5 if guide else 4),
-                         unet() if refine else None, band=band, gate=gate, guide=guide)
+                         unet() if refine else None, band=band, gate=gate, guide=guide,
+                         guide_scale=guide_scale)
 
 
 BUILDERS = {"segmenter": build_segmenter, "generator": build_generator}

@@ -164,3 +164,19 @@ def test_a_gate_needs_band_masks_and_no_refine_stage() -> None:
         build_generator(width=8, gate=True)
     with pytest.raises(ValueError, match="refine"):
         build_generator(width=8, band=True, gate=True, refine=True)
+
+
+def test_guided_generator_reads_its_guide_times_the_scale() -> None:
+    torch.manual_seed(0)
+    scaled = build_generator(guide=True, guide_scale=10.0).eval()
+    plain = build_generator(guide=True).eval()
+    plain.load_state_dict(scaled.state_dict())
+    with torch.no_grad():
+        plain.coarse.stem.weight[:, 4] *= 10.0  # the same net, reading an unscaled guide
+        x = torch.rand(2, 5, 64, 64) * 2 - 1
+        x[:, 3:4] = (torch.rand(2, 1, 64, 64) > 0.5).float()
+        x[:, 4:5] = torch.rand(2, 1, 64, 64)
+        torch.testing.assert_close(scaled(x), plain(x), rtol=1e-4, atol=1e-5)
+        # and the scale is no no-op: without the stem's compensation the outputs differ
+        plain.coarse.stem.weight[:, 4] /= 10.0
+        assert (scaled(x) - plain(x)).abs().max() > 1e-3

@@ -170,6 +170,7 @@ def test_guided_generator_trains_from_a_plain_checkpoint(face_dir: Path, masks_r
     assert train_inpainter.main(guided) == 0
     model, meta = load_checkpoint(tmp_path / "guided" / "last.safetensors")
     assert meta["arch"]["guide"] is True and model.coarse.stem.in_channels == 5
+    assert meta["arch"]["guide_scale"] == model.guide_scale == 10.0
 
 
 def test_segmenter_selection_weighs_false_marks_on_bare_faces() -> None:
