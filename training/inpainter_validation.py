@@ -21,7 +21,7 @@ from training.identity_loss import embed
 from training.losses import reconstruction_loss
 
 if TYPE_CHECKING:
-    from training.train_inpainter import InpainterConfig
+    from training.inpainter_config import InpainterConfig
 
 
 @torch.no_grad()
