@@ -67,6 +67,16 @@ class TrainConfig:
     threads: int = 2
     """PyTorch CPU threads; 1 when sharing two cores with other work (more only contend)."""
 
+    @property
+    def arch(self) -> dict:
+        """The trained net's architecture as its checkpoint records it (each trainer's)."""
+        raise NotImplementedError
+
+    @property
+    def state_arch(self) -> dict:
+        """What ``--resume`` must match: the architecture and the crop."""
+        return {**self.arch, "crop": self.crop}
+
     def __post_init__(self) -> None:
         checks = [
             (len(self.data) > 0, "--data needs at least one folder"),
@@ -253,8 +263,10 @@ def _optimizer_tensors(name: str, opt: torch.optim.Optimizer) -> tuple[dict, dic
 
 
 def save_train_state(out: Path, *, step: int, models: dict[str, nn.Module],
-                     optimizers: dict[str, torch.optim.Optimizer], info: dict) -> None:
-    """Models, optimizer moments, step and torch RNG as safetensors; the rest as JSON."""
+                     optimizers: dict[str, torch.optim.Optimizer], info: dict,
+                     arch: dict) -> None:
+    """Models, optimizer moments, step and torch RNG as safetensors; the rest, with the
+    architecture that ``--resume`` must match (``arch``, JSON values), as JSON."""
     from safetensors.torch import save_file
 
     tensors = {f"model.{name}.{k}": v.detach().clone().contiguous()
@@ -267,19 +279,37 @@ def save_train_state(out: Path, *, step: int, models: dict[str, nn.Module],
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / (STATE_TENSORS + ".tmp")), metadata={"step": str(step)})
     (out / (STATE_JSON + ".tmp")).write_text(json.dumps(
-        {"step": step, "optimizers": groups, **info}, indent=1))
+        {"step": step, "optimizers": groups, **info, "arch": arch}, indent=1))
     os.replace(out / (STATE_TENSORS + ".tmp"), out / STATE_TENSORS)
     os.replace(out / (STATE_JSON + ".tmp"), out / STATE_JSON)
 
 
+def check_resume_arch(out: Path, saved: dict | None, wanted: dict) -> None:
+    """ValueError naming every architecture flag where a saved run and this command differ
+    (nothing to check when the run predates the record, ``saved`` None)."""
+    if saved is None:
+        return
+    wanted = json.loads(json.dumps(wanted))  # compare as saved: tuples become lists
+    diffs = [f"{k}={saved.get(k)!r} (this command: {wanted.get(k)!r})"
+             for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)]
+    if diffs:
+        raise ValueError(f"--resume: {out} was trained with {', '.join(diffs)}; repeat the "
+                         "run's flags or start a new --out")
+
+
 def load_train_state(out: Path, *, models: dict[str, nn.Module],
-                     optimizers: dict[str, torch.optim.Optimizer]) -> dict:
-    """Restores models, optimizers and RNG in place; returns the JSON info (with ``step``)."""
+                     optimizers: dict[str, torch.optim.Optimizer], arch: dict) -> dict:
+    """Restores models, optimizers and RNG in place; returns the JSON info (with ``step``).
+
+    Refuses (ValueError) a state saved with another architecture than ``arch``: a flag such
+    as ``--guide-scale`` changes what the same tensors compute, so shapes alone cannot tell.
+    States saved before the architecture was recorded are checked by their shapes only."""
     from safetensors import safe_open
 
     if not (out / STATE_TENSORS).is_file() or not (out / STATE_JSON).is_file():
         raise FileNotFoundError(f"--resume: no training state in {out}")
     info = json.loads((out / STATE_JSON).read_text())
+    check_resume_arch(out, info.get("arch"), arch)
     with safe_open(str(out / STATE_TENSORS), framework="pt") as f:
         if f.metadata().get("step") != str(info["step"]):
             raise ValueError(f"{out}: training state files disagree on the step; "
@@ -287,8 +317,13 @@ def load_train_state(out: Path, *, models: dict[str, nn.Module],
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     for name, model in models.items():
         prefix = f"model.{name}."
-        model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
-                               if k.startswith(prefix)})
+        try:
+            model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
+                                   if k.startswith(prefix)})
+        except RuntimeError as e:  # torch lists every mismatched tensor over many lines
+            raise ValueError(f"--resume: the {name} in {out} has another architecture than "
+                             "this command's flags ask for; repeat the run's flags or start "
+                             "a new --out") from e
     for name, opt in optimizers.items():
         per_param: dict[int, dict] = {}
         prefix = f"optim.{name}."

@@ -63,6 +63,15 @@ class InpainterConfig(TrainConfig):
     """The guide is read times this (``engines.models.MaskInpainter``): the stem's guide weights
     then learn this many times faster; at 1 they barely left zero in 1,837 steps."""
 
+    @property
+    def arch(self) -> dict:
+        """The checkpoint's architecture (``engines.models.build_generator``'s arguments);
+        ``guide_scale`` only for a guided net, the one that reads it."""
+        return {"width": self.width, "depth": self.depth, "refine": self.refine,
+                "blocks": self.blocks, "upsample": "resize", "band": self.band,
+                "gate": self.gate, "guide": self.guide,
+                **({"guide_scale": self.guide_scale} if self.guide else {})}
+
     def __post_init__(self) -> None:
         super().__post_init__()
         checks = [

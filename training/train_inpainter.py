@@ -84,9 +84,7 @@ def load_arcface(config: InpainterConfig) -> torch.nn.Module | None:
 
 
 def build_models(config: InpainterConfig) -> tuple[torch.nn.Module, ...]:
-    gen = build_generator(width=config.width, depth=config.depth, refine=config.refine,
-                          blocks=config.blocks, band=config.band, gate=config.gate,
-                          guide=config.guide, guide_scale=config.guide_scale)
+    gen = build_generator(**config.arch)
     if config.init is not None:
         warm_start(gen, config.init, "generator")
     d_whole = build_discriminator(in_channels=3, width=config.disc_width,
@@ -104,13 +102,11 @@ def save_outputs(models: dict, optimizers: dict, config: InpainterConfig, step: 
 
     from engines.checkpoint import save_checkpoint
 
-    save_train_state(config.out, step=step, models=models, optimizers=optimizers, info=info)
+    save_train_state(config.out, step=step, models=models, optimizers=optimizers, info=info,
+                     arch=config.state_arch)
     last = config.out / "last.safetensors"
     save_checkpoint(last, models["generator"], kind="generator",
-                    arch={"width": config.width, "depth": config.depth,
-                          "refine": config.refine, "blocks": config.blocks,
-                          "upsample": "resize", "band": config.band, "gate": config.gate,
-                          "guide": config.guide, "guide_scale": config.guide_scale},
+                    arch=config.arch,
                     crop_size=config.crop,
                     meta=run_meta(config, summary, metrics, step, info["train_seconds"]))
     if best:
@@ -191,7 +187,8 @@ def train(config: InpainterConfig) -> dict:
     step, seconds_before, region_step, metrics, best_score = 0, 0.0, None, {}, None
     best_kind = None
     if config.resume:
-        info = load_train_state(config.out, models=models, optimizers=optimizers)
+        info = load_train_state(config.out, models=models, optimizers=optimizers,
+                                arch=config.state_arch)
         step, seconds_before = info["step"], info["train_seconds"]
         region_step, best_score = info.get("region_step"), info.get("best_lpips")
         best_kind = info.get("best_kind", "lpips")

@@ -58,6 +58,11 @@ class SegmenterConfig(TrainConfig):
     The pipeline's paint ends at the segmented edge, and a pixel off there costs identity
     (real skin repainted) or leaves a rim; interior pixels are easy and dominate plain BCE."""
 
+    @property
+    def arch(self) -> dict:
+        """The checkpoint's architecture (``engines.models.build_segmenter``'s arguments)."""
+        return {"width": self.width, "depth": self.depth, "upsample": "resize"}
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 3 <= self.depth <= 8 or self.crop % 2**self.depth:
@@ -155,11 +160,10 @@ def save_outputs(model: torch.nn.Module, opt: torch.optim.Optimizer, config: Seg
                or not (config.out / "segmenter.safetensors").is_file())
     info = {**info, "best_score": score if is_best else best}
     save_train_state(config.out, step=step, models={"segmenter": model},
-                     optimizers={"adam": opt}, info=info)
+                     optimizers={"adam": opt}, info=info, arch=config.state_arch)
     last = config.out / "last.safetensors"
     save_checkpoint(last, model, kind="segmenter",
-                    arch={"width": config.width, "depth": config.depth,
-                          "upsample": "resize"},
+                    arch=config.arch,
                     crop_size=config.crop,
                     meta=run_meta(config, summary, metrics, step, info["train_seconds"]))
     if is_best:
@@ -173,7 +177,7 @@ def train(config: SegmenterConfig) -> dict:
     """Runs until ``config.steps`` or the time budget; returns the last validation metrics."""
     setup_torch(config.seed, config.threads)
     train_set, val_set, summary = build_datasets(config)
-    model = build_segmenter(width=config.width, depth=config.depth)
+    model = build_segmenter(**config.arch)
     if config.init is not None:
         warm_start(model, config.init, "segmenter")
     # Depthwise convolutions run ~1.7x faster on CPU in NHWC; batches arrive NHWC already.
@@ -182,7 +186,7 @@ def train(config: SegmenterConfig) -> dict:
     step, seconds_before, metrics, best_score = 0, 0.0, {}, None
     if config.resume:
         info = load_train_state(config.out, models={"segmenter": model},
-                                optimizers={"adam": opt})
+                                optimizers={"adam": opt}, arch=config.state_arch)
         step, seconds_before = info["step"], info["train_seconds"]
         best_score = info.get("best_score")
         for group in opt.param_groups:  # a new --lr applies to a resumed run too

@@ -171,6 +171,33 @@ def test_guided_generator_trains_from_a_plain_checkpoint(face_dir: Path, masks_r
     model, meta = load_checkpoint(tmp_path / "guided" / "last.safetensors")
     assert meta["arch"]["guide"] is True and model.coarse.stem.in_channels == 5
     assert meta["arch"]["guide_scale"] == model.guide_scale == 10.0
+    _, plain_meta = load_checkpoint(tmp_path / "plain" / "generator.safetensors")
+    assert plain_meta["arch"]["guide_scale"] == 1.0  # the builder's default: unread
+
+
+def test_resume_refuses_another_architecture(face_dir: Path, masks_root: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "guided"
+    guided = [*tiny_args(face_dir, masks_root, tmp_path, out), *NO_VGG, "--disc-width", "8",
+              "--guide", "--guide-scale", "4"]
+    assert train_inpainter.main([*guided, "--steps", "1"]) == 0
+    # The same tensors, read 10x as strongly: only the recorded architecture can tell.
+    assert train_inpainter.main([*guided, "--steps", "2", "--resume", "--guide-scale",
+                                 "10"]) == 1
+    err = capsys.readouterr().err
+    assert "guide_scale=4.0 (this command: 10.0)" in err and "start a new --out" in err
+    assert json.loads((out / "train_state.json").read_text())["step"] == 1  # untouched
+    assert train_inpainter.main([*guided, "--steps", "2", "--resume"]) == 0
+    assert json.loads((out / "train_state.json").read_text())["arch"]["guide_scale"] == 4.0
+
+    # A state saved before the record: the shapes still refuse a wider net, in one line.
+    state = json.loads((out / "train_state.json").read_text())
+    del state["arch"]
+    (out / "train_state.json").write_text(json.dumps(state))
+    assert train_inpainter.main([*guided, "--steps", "3", "--resume", "--width", "12"]) == 1
+    err = capsys.readouterr().err
+    assert "has another architecture than this command's flags" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_segmenter_selection_weighs_false_marks_on_bare_faces() -> None:
