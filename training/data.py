@@ -40,6 +40,7 @@ from training.occluders import (
     rectangle_mask,
     template_occluder,
 )
+from training.photo_edge import cut_photo
 
 OcclusionKind = Literal["template", "rectangle", "freeform", "none"]
 BLEED_LEVEL = 0.25
@@ -98,6 +99,10 @@ class OcclusionConfig:
     mask), which the mask includes: real masks' bound top edge, missing from the templates."""
     loop_p: float = 0.0
     """Share of templates given ear loops from the side corners towards the ears (in the mask)."""
+    cut_p: float = 0.0
+    """Share of samples cut like a tight photo: the crop beyond a line below the nose or beside
+    the face repeats the line's pixels, as the pipeline's replicated border does
+    (``training.photo_edge``); drawn from its own random stream."""
     bleed_labels: bool = False
     """With ``degrade_p``: where the damage (rescaling, blur) smears the covering's colour onto
     the skin around it by ``BLEED_LEVEL`` or more, the mask includes that pixel too; without it
@@ -117,7 +122,7 @@ class OcclusionConfig:
             raise ValueError(f"template_grow must be in [0, 1], got {self.template_grow}")
         for name in ("misplace", "texture_p", "tint_p", "pattern_p", "photo_p", "flip_p",
                      "clean_p", "distractor_p", "degrade_p", "photometric_p", "hem_p",
-                     "loop_p"):
+                     "loop_p", "cut_p"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -304,7 +309,8 @@ class OcclusionDataset:
         valid_hw = self.faces.valid(i)
         guide_hw = jittered_guide(landmarks_xy, clean_rgb.shape[0],  # own stream: the other
                                   np.random.default_rng([self.seed, 6, k]))  # draws stay
-        if rng.random() < cfg.flip_p:
+        flipped = rng.random() < cfg.flip_p
+        if flipped:
             masked_rgb, mask_hw, clean_rgb, valid_hw, guide_hw = (a[:, ::-1] for a in (
                 masked_rgb, mask_hw, clean_rgb, valid_hw, guide_hw))
         if cfg.degrade_p > 0 and rng.random() < cfg.degrade_p:
@@ -312,6 +318,13 @@ class OcclusionDataset:
             masked_rgb, cover = degrade(np.ascontiguousarray(masked_rgb), rng, cover)
             if cover is not None:  # the covering's colour smeared onto skin is covering too
                 mask_hw = np.maximum(mask_hw, (cover >= BLEED_LEVEL).astype(np.float32))
+        cut_rng = np.random.default_rng([self.seed, 7, k])  # own stream: the other draws stay
+        if cfg.cut_p > 0 and cut_rng.random() < cfg.cut_p:
+            marks = landmarks_xy.copy()
+            if flipped:
+                marks[:, 0] = clean_rgb.shape[1] - 1 - marks[:, 0]
+            (masked_rgb, clean_rgb, mask_hw), valid_hw = cut_photo(
+                [masked_rgb, clean_rgb, mask_hw], valid_hw, marks, cut_rng)
         c = np.ascontiguousarray
         return Sample(c(masked_rgb), c(mask_hw), c(clean_rgb), kind, c(valid_hw), c(guide_hw))
 
