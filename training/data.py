@@ -318,8 +318,8 @@ class OcclusionDataset:
             masked_rgb, cover = degrade(np.ascontiguousarray(masked_rgb), rng, cover)
             if cover is not None:  # the covering's colour smeared onto skin is covering too
                 mask_hw = np.maximum(mask_hw, (cover >= BLEED_LEVEL).astype(np.float32))
-        cut_rng = np.random.default_rng([self.seed, 7, k])  # own stream: the other draws stay
-        if cfg.cut_p > 0 and cut_rng.random() < cfg.cut_p:
+        cut_rng = np.random.default_rng([self.seed, 7, k]) if cfg.cut_p > 0 else None
+        if cut_rng is not None and cut_rng.random() < cfg.cut_p:  # own stream: the others stay
             marks = landmarks_xy.copy()
             if flipped:
                 marks[:, 0] = clean_rgb.shape[1] - 1 - marks[:, 0]

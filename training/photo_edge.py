@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-NOSE_TIP, CHIN, RIGHT_CHEEK, LEFT_CHEEK = 1, 152, 234, 454
-"""Face-mesh landmarks that place the cut."""
+from realtime.face import mesh
+
 SIDE_SHARE = 0.25
 """Share of cuts at the left or right of the face instead of below the nose."""
 
@@ -28,33 +28,32 @@ def cut_line(landmarks_xy: np.ndarray, size: int, rng: np.random.Generator,
     """(axis, index, keep_low): the crop ends after row/column ``index`` (axis 0: rows, 1:
     columns); ``keep_low`` keeps indices <= index, otherwise >= index. Bottom cuts fall
     between a third of the way from the nose tip to the chin and a fifth of that distance
-    below the chin; side cuts between the cheek's landmark and a fifth of the face inwards."""
-    nose_y, chin_y = float(landmarks_xy[NOSE_TIP, 1]), float(landmarks_xy[CHIN, 1])
+    below the chin; side cuts between the face outline at eye level and a fifth of the face
+    inwards."""
+    nose_y, chin_y = float(landmarks_xy[mesh.NOSE_TIP, 1]), float(landmarks_xy[mesh.CHIN, 1])
     drop = max(chin_y - nose_y, 1.0)
     if rng.random() >= SIDE_SHARE:
         y = rng.uniform(nose_y + drop / 3, chin_y + drop / 5)
         return 0, int(np.clip(round(y), 1, size - 1)), True
-    right_x, left_x = float(landmarks_xy[RIGHT_CHEEK, 0]), float(landmarks_xy[LEFT_CHEEK, 0])
-    width = max(abs(left_x - right_x), 1.0)
+    left_x, right_x = (float(x) for x in landmarks_xy[list(mesh.OUTLINE_AT_EYES), 0])
+    width = max(abs(right_x - left_x), 1.0)
     inward = rng.uniform(0, width / 5)
     if rng.random() < 0.5:
-        x, keep_low = min(right_x, left_x) + inward, False
+        x, keep_low = min(left_x, right_x) + inward, False
     else:
-        x, keep_low = max(right_x, left_x) - inward, True
+        x, keep_low = max(left_x, right_x) - inward, True
     return 1, int(np.clip(round(x), 1, size - 2)), keep_low
+
+
+def _beyond(index: int, keep_low: bool) -> slice:
+    """The lines past the cut, along its axis."""
+    return slice(index + 1, None) if keep_low else slice(0, index)
 
 
 def _replicate(image: np.ndarray, axis: int, index: int, keep_low: bool) -> np.ndarray:
     out = image.copy()
-    if axis == 0:
-        if keep_low:
-            out[index + 1:] = image[index]
-        else:
-            out[:index] = image[index]
-    elif keep_low:
-        out[:, index + 1:] = image[:, index: index + 1]
-    else:
-        out[:, :index] = image[:, index: index + 1]
+    lines = np.moveaxis(out, axis, 0)  # a view: rows or columns first
+    lines[_beyond(index, keep_low)] = lines[index]
     return out
 
 
@@ -64,9 +63,7 @@ def cut_photo(images: Sequence[np.ndarray], valid_hw: np.ndarray, landmarks_xy: 
     pixels, the validity with 0 beyond it). Labels go through the same replication: the
     streaks of a covering are marked as covering, as they look (the pipeline never writes
     them back: they lie outside the photo)."""
-    size = valid_hw.shape[0]
-    axis, index, keep_low = cut_line(landmarks_xy, size, rng)
-    position = np.arange(size)[:, None] if axis == 0 else np.arange(size)[None, :]
-    beyond = position > index if keep_low else position < index
-    valid = np.where(beyond, 0, valid_hw).astype(valid_hw.dtype)
+    axis, index, keep_low = cut_line(landmarks_xy, valid_hw.shape[0], rng)
+    valid = valid_hw.copy()
+    np.moveaxis(valid, axis, 0)[_beyond(index, keep_low)] = 0
     return [_replicate(image, axis, index, keep_low) for image in images], valid

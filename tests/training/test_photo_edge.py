@@ -8,11 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from realtime.face import mesh
 from training.common import add_common_args, occlusion_from_args
 from training.data import SEGMENTER_MIX, OcclusionConfig, OcclusionDataset
 from training.faces import FaceSet
 from training.occluders import Occluders
-from training.photo_edge import CHIN, LEFT_CHEEK, NOSE_TIP, RIGHT_CHEEK, cut_line, cut_photo
+from training.photo_edge import cut_line, cut_photo
 
 
 def _beyond(valid_hw: np.ndarray) -> tuple[int, int, bool]:
@@ -54,7 +55,7 @@ def test_cut_replicates_the_line_in_every_image_and_drops_validity(
 def test_bottom_cuts_fall_between_the_nose_and_below_the_chin(faces: FaceSet) -> None:
     for i in range(len(faces)):
         marks = faces.landmarks_xy[i]
-        nose, chin = marks[NOSE_TIP, 1], marks[CHIN, 1]
+        nose, chin = marks[mesh.NOSE_TIP, 1], marks[mesh.CHIN, 1]
         for seed in range(30):
             axis, index, keep_low = cut_line(marks, 128, np.random.default_rng(seed))
             if axis == 0:
@@ -98,7 +99,7 @@ def test_side_cuts_follow_the_mirrored_face(faces: FaceSet, occluders: Occluders
         axis, index, _ = _beyond(sample.valid_hw)
         if axis != 1:
             continue
-        xs = 127 - marks_xy[k % len(faces)][[RIGHT_CHEEK, LEFT_CHEEK], 0]
+        xs = 127 - marks_xy[k % len(faces)][list(mesh.OUTLINE_AT_EYES), 0]
         width = abs(xs[1] - xs[0])
         assert xs.min() - 1 <= index <= xs.max() + 1
         assert min(abs(index - xs.min()), abs(index - xs.max())) <= width / 5 + 1
