@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.identity import ARCFACE_SIZE, canonical_to_arcface_matrix
+from training.losses import real_pixels
 
 SUPPORTED_OPS = frozenset({"Conv", "PRelu", "Add", "Flatten", "Gemm", "BatchNormalization"})
 
@@ -163,12 +164,15 @@ def embed(arcface: TorchArcFace, crops: torch.Tensor,
 
 
 def identity_loss(arcface: TorchArcFace, fake: torch.Tensor, clean: torch.Tensor, *,
-                  jitter: float = 0.0) -> torch.Tensor:
+                  jitter: float = 0.0, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of 1 - cosine between the ArcFace embeddings of ``fake`` and ``clean`` crops.
 
     ``jitter`` > 0 warps each pair by the same random similarity (``jitter_theta``): the
     generator is then rewarded for identity that survives small misalignments, not for
-    pixel patterns aimed at one exact warp of one network (which painted speckled mouths)."""
+    pixel patterns aimed at one exact warp of one network (which painted speckled mouths).
+    ``valid`` (N, 1, H, W): where it is 0 (padding) ``fake`` is replaced by ``clean``."""
+    if valid is not None:  # padding: the clean crop's, so it carries no loss
+        fake = real_pixels(fake, clean, valid)
     theta = None
     if jitter > 0:
         theta = jitter_theta(canonical_to_arcface_theta(fake.shape[-1], fake.shape[0]).to(fake),

@@ -18,7 +18,7 @@ from training.common import save_grid
 from training.data import OcclusionDataset
 from training.eval_metrics import generate, image_metrics, lpips_hole
 from training.identity_loss import embed
-from training.losses import reconstruction_loss
+from training.losses import real_pixels, reconstruction_loss
 
 if TYPE_CHECKING:
     from training.inpainter_config import InpainterConfig
@@ -30,7 +30,8 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
              arcface: torch.nn.Module | None = None) -> dict:
     """Reconstruction loss, PSNR/SSIM over the crop and inside the mask, LPIPS in the mask's
     box and the ArcFace cosine to the clean face (when those nets are given), on fixed
-    samples."""
+    samples; pixels of the crop that are padding (``valid`` 0) count as the clean crop's, so
+    only what a photo shows is scored."""
     gen.eval()
     sums: dict[str, float] = {}
     for start in range(0, len(val), config.batch_size):
@@ -39,17 +40,19 @@ def validate(gen: torch.nn.Module, val: OcclusionDataset, config: InpainterConfi
         channel, source = generator_inputs(batch, config.band,
                                            np.random.default_rng([config.seed, 3, start]),
                                            gate=config.gate, grown=config.grown)
-        out = generate(gen, source, channel, batch["guide"])
-        values = image_metrics((out + 1) / 2, (batch["clean"] + 1) / 2, batch["mask"])
-        values["rec"] = reconstruction_loss(out, batch["clean"], batch["valid"]).expand(len(ks))
+        raw = generate(gen, source, channel, batch["guide"])
+        clean, valid = batch["clean"], batch["valid"]
+        out, hole = real_pixels(raw, clean, valid), batch["mask"] * valid  # padding: no score
+        values = image_metrics((out + 1) / 2, (clean + 1) / 2, hole)
+        values["rec"] = reconstruction_loss(raw, clean, valid).expand(len(ks))
         if lpips is not None:
-            values["lpips_hole"] = lpips_hole(lpips, [out], batch["clean"], batch["mask"])[0]
+            values["lpips_hole"] = lpips_hole(lpips, [out], clean, hole)[0]
         if arcface is not None:
-            values["arcface"] = (embed(arcface, out) * embed(arcface, batch["clean"])).sum(1)
+            values["arcface"] = (embed(arcface, out) * embed(arcface, clean)).sum(1)
         for name, v in values.items():
             sums[name] = sums.get(name, 0.0) + float(v.sum())
         if start == 0 and grid_path is not None:
-            save_grid(grid_path, [batch["masked"], channel, out, batch["clean"]])
+            save_grid(grid_path, [batch["masked"], channel, raw, clean])
     gen.train()
     return {f"val_{k}": v / len(val) for k, v in sums.items() if not k.startswith("mse")}
 

@@ -61,6 +61,13 @@ def reconstruction_loss(out_rgb: torch.Tensor, target_rgb: torch.Tensor,
     return ((l1_hw + dssim_hw) * weight).sum() / total
 
 
+def real_pixels(images: torch.Tensor, clean: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``images`` where the crop has a real pixel (``valid`` 1), ``clean`` where it is padding
+    (the canonical crop's replicated border): what a loss or score over a whole crop should
+    see, so that a guess painted into pixels no photo has tells it nothing."""
+    return torch.where(valid > 0.5, images, clean)
+
+
 def dice_loss(logits: torch.Tensor, mask: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """1 - soft Dice per image, averaged; ``eps`` keeps an empty mask from dividing by zero."""
     prob = torch.sigmoid(logits).flatten(1)

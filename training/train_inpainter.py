@@ -154,7 +154,8 @@ class Losses:
         terms["perc"] = (perceptual_loss(self.vgg, lower_face(fake), lower_face(clean),
                                          lower_face(valid), (1.0, 1.0, 1.0))
                          if self.vgg is not None else torch.zeros(()))
-        terms["id"] = (identity_loss(self.arcface, fake, clean, jitter=cfg.identity_jitter)
+        terms["id"] = (identity_loss(self.arcface, fake, clean, jitter=cfg.identity_jitter,
+                                     valid=valid)
                        if self.arcface is not None
                        else torch.zeros(()))
         terms["total"] = (cfg.rec_weight * terms["rec"] + cfg.adv_whole * terms["adv_w"]

@@ -193,3 +193,52 @@ def test_jitter_warps_each_pair_alike_and_zero_jitter_is_the_evaluation_warp(
     arcface = TorchArcFace.from_onnx(tiny_graph(tmp_path / "tiny.onnx"))
     clean = torch.rand(2, 3, 128, 128) * 2 - 1
     assert identity_loss(arcface, clean, clean, jitter=3.0).item() == pytest.approx(0, abs=1e-5)
+
+
+def test_padding_carries_no_identity_loss(tmp_path: Path) -> None:
+    arcface = TorchArcFace.from_onnx(tiny_graph(tmp_path / "tiny.onnx"))
+    clean = torch.rand(2, 3, 128, 128) * 2 - 1
+    valid = torch.ones(2, 1, 128, 128)
+    valid[..., 70:, :] = 0  # a photo cut below the nose (ArcFace sees rows up to ~83)
+    fake = torch.where(valid > 0.5, clean, -clean)  # wrong only where there is no photo
+    assert identity_loss(arcface, fake, clean).item() > 1e-3  # the tiny net sees those rows
+    assert identity_loss(arcface, fake, clean, valid=valid).item() == pytest.approx(0, abs=1e-5)
+
+
+class _Painter(torch.nn.Module):
+    """A generator that returns its input with ``fill`` added where ``where`` is 1."""
+
+    def __init__(self, where: torch.Tensor, fill: float) -> None:
+        super().__init__()
+        self.where, self.fill = where, fill
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[:, :3] + self.fill * self.where).clamp(-1, 1)
+
+
+def test_validation_scores_only_the_pixels_a_photo_has(faces, occluders, tmp_path: Path) -> None:
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from training.data import MIXES, OcclusionDataset
+    from training.inpainter_validation import validate
+
+    config = replace(MIXES["generator"], template_p=1.0, rectangle_p=0.0, freeform_p=0.0,
+                     cut_p=1.0)  # every sample cut: holes reach into padding
+    val = OcclusionDataset(faces, occluders, config, seed=1, shuffle=False)
+    batch = val.collate([val.sample(k) for k in range(len(val))])
+    hole, valid = batch["mask"], batch["valid"]
+    assert (hole * (1 - valid)).sum() > 100 and (hole * valid).sum() > 100
+    settings = SimpleNamespace(batch_size=len(val), band=False, seed=0, gate=False,
+                               grown=False)
+    arcface = TorchArcFace.from_onnx(tiny_graph(tmp_path / "tiny.onnx"))
+
+    def scores(where: torch.Tensor) -> dict:
+        return validate(_Painter(where, 0.8), val, settings, None, None, arcface)
+
+    base = validate(_Painter(hole, 0.0), val, settings, None, None, arcface)
+    in_padding, in_photo = scores(hole * (1 - valid)), scores(hole * valid)
+    for name in ("val_psnr", "val_psnr_mask", "val_ssim_mask", "val_arcface"):
+        assert in_padding[name] == pytest.approx(base[name], abs=1e-4), name
+    assert in_photo["val_psnr_mask"] < base["val_psnr_mask"] - 0.5
+    assert in_photo["val_arcface"] != pytest.approx(base["val_arcface"], abs=1e-4)
