@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from training.eval_report import MASKED, Tally
-from training.losses import ssim_map
+from training.losses import real_pixels, ssim_map
 
 if TYPE_CHECKING:
     from realtime.pipeline import PipelineConfig
@@ -321,8 +321,13 @@ def method_outputs(batch: dict, scorers: Scorers, product: ProductMasks | None,
 def score_outputs(outputs: dict[str, torch.Tensor], batch: dict, scorers: Scorers, tally: Tally,
                   groups: list, *, perceptual: bool = True) -> None:
     """Fidelity, hole, checkerboard and colour metrics of each output against the clean crop,
-    LPIPS (not of the masked input) and ArcFace cosine where ``perceptual`` and available."""
+    LPIPS (not of the masked input) and ArcFace cosine where ``perceptual`` and available.
+    Only what the photo has is scored: where the crop is padding (``valid`` 0) every output
+    counts as the clean crop, and the hole is its part inside the photo."""
     clean, mask = batch["clean"], batch["mask"]
+    if (valid := batch.get("valid")) is not None:
+        outputs = {m: real_pixels(out, clean, valid) for m, out in outputs.items()}
+        mask = mask * valid
     target = (clean + 1) / 2
     values = {}
     for method, out in outputs.items():

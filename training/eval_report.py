@@ -121,6 +121,8 @@ How to read the tables:
 - **PSNR, SSIM**: over the whole crop (output against the clean face); PSNR in dB, capped at
   100. **hole PSNR, hole SSIM**: over the true occlusion's pixels only, for every method, also
   when it painted with the segmenter's mask, so every row compares the same pixels.
+  Only pixels the photo has are scored: where the canonical crop reaches past the photo (its
+  replicated border), every output counts as the clean face, and the hole is the rest.
 - **hole LPIPS**: LPIPS (VGG16) inside the true hole's bounding box resized to 64 px, as the
   generator trainer validates; lower is better; not computed for the masked input.
 - **ArcFace**: cosine of ArcFace (w600k_mbf) embeddings of the result and the clean face; the

@@ -221,6 +221,27 @@ def test_telea_fills_only_the_mask() -> None:
     assert np.abs(filled[10:20, 10:20].astype(int) - 120).max() <= 2
 
 
+def test_scores_count_only_the_pixels_the_photo_has() -> None:
+    clean = torch.rand(2, 3, 64, 64) * 2 - 1
+    mask, valid = torch.zeros(2, 1, 64, 64), torch.ones(2, 1, 64, 64)
+    mask[..., 30:, 10:54] = 1  # a covering down to the crop's bottom
+    valid[..., 48:, :] = 0  # the photo ends at row 48: below it the crop is padding
+    wrong_below = torch.where(valid > 0.5, clean, -clean)  # wrong only where no photo is
+    wrong_above = torch.where((mask > 0.5) & (valid > 0.5), -clean, clean)
+    outputs = {"clean": clean, "wrong below": wrong_below, "wrong above": wrong_above}
+    tally = Tally()
+    score_outputs(outputs, {"clean": clean, "mask": mask, "valid": valid},
+                  Scorers(torch.nn.Identity(), {}, 64), tally, ["all"] * 2)
+    s = {m: cells["all"] for m, cells in tally.summary().items()}
+    assert s["wrong below"]["psnr_mask"] == s["clean"]["psnr_mask"]
+    assert s["wrong below"]["colour_error"] == pytest.approx(0, abs=1e-4)
+    assert s["wrong above"]["psnr_mask"] < s["clean"]["psnr_mask"] - 20
+    without = Tally()  # no validity given: every pixel counts
+    score_outputs(outputs, {"clean": clean, "mask": mask}, Scorers(torch.nn.Identity(), {}, 64),
+                  without, ["all"] * 2)
+    assert without.summary()["wrong below"]["all"]["psnr_mask"] < s["clean"]["psnr_mask"] - 20
+
+
 def test_tally_groups_by_band_and_overall() -> None:
     tally = Tally()
     tally.add("m", ["10%-15%", "20%-30%", "10%-15%"], {"psnr": torch.tensor([10.0, 20.0, 30.0])})
