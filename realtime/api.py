@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-# Tight crops (a face filling the picture) are retried with this much border added, as a
-# fraction of the longer side: the detector needs some context around a face.
-_PAD_FRACTIONS = (0.0, 0.25, 0.5)
-
 
 @dataclass(frozen=True)
 class UnmaskerConfig:
@@ -168,7 +164,10 @@ class Unmasker(Closing):
         """Unmasks one frame of a stream (H x W x 3 uint8 BGR, as OpenCV reads)."""
         return self._process(frame_bgr, label=self.config.label)
 
-    def _process(self, frame_bgr: np.ndarray, *, label: bool) -> Result:
+    def _process(self, frame_bgr: np.ndarray, *, label: bool, picture: bool = False,
+                 ) -> Result:
+        """One frame of the stream, or with ``picture`` one unrelated picture
+        (``realtime.picture``: padded, then cut back; no history kept)."""
         pipeline = self._live()
         _check_frame(frame_bgr)
         if frame_bgr.shape[:2] != self._size_hw:
@@ -176,7 +175,12 @@ class Unmasker(Closing):
             self._size_hw = frame_bgr.shape[:2]
         frame = Frame(self._index, time.perf_counter(), np.ascontiguousarray(frame_bgr))
         self._index += 1
-        result = pipeline.process(frame)
+        if picture:
+            from realtime.picture import unmask_picture
+
+            result = unmask_picture(pipeline, frame)
+        else:
+            result = pipeline.process(frame)
         out_bgr = result.out_bgr
         if out_bgr is frame.bgr or out_bgr is frame_bgr:
             out_bgr = out_bgr.copy()  # the caller's array is never handed back to be changed
@@ -205,19 +209,9 @@ class Unmasker(Closing):
         return result
 
     def _picture(self, image_bgr: np.ndarray) -> Result:
-        height, width = image_bgr.shape[:2]
-        for fraction in _PAD_FRACTIONS:
-            pad = round(fraction * max(height, width))
-            self.reset()
-            # The tag is drawn after the border is cut off, so that it stays in the picture.
-            result = self._process(_pad(image_bgr, pad), label=False)
-            if result.faces:
-                break
-        self.reset()
-        cut = _unpad(result, pad, height, width)
-        if self.config.label:
-            _tagged(cut.frame_bgr)
-        return cut
+        result = self._process(image_bgr, label=self.config.label, picture=True)
+        self._size_hw = None  # the next input is unrelated
+        return result
 
     def process_video(self, src: str | Path, dst: str | Path | None, *,
                       max_frames: int | None = None) -> dict:
@@ -305,22 +299,3 @@ def _split_mask(mask_hw: np.ndarray, boxes_xyxy: list[np.ndarray]) -> list[np.nd
         m[ys[mine], xs[mine]] = mask_hw[ys[mine], xs[mine]]
         out.append(m)
     return out
-
-
-def _pad(image_bgr: np.ndarray, pad: int) -> np.ndarray:
-    if pad == 0:
-        return image_bgr
-    import cv2
-
-    return cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-
-
-def _unpad(result: Result, pad: int, height: int, width: int) -> Result:
-    """The result of a padded picture, cut back to the picture."""
-    def cut(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a[pad:pad + height, pad:pad + width])
-
-    limits = np.array([width, height, width, height], np.float32)
-    faces = tuple(replace(f, box_xyxy=np.clip(f.box_xyxy - pad, 0, limits),
-                          mask_hw=cut(f.mask_hw)) for f in result.faces)
-    return Result(cut(result.frame_bgr), faces, cut(result.mask_hw))

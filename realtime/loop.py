@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engines.config import EngineConfig
+from realtime.picture import unmask_picture
 from realtime.pipeline import Pipeline, PipelineConfig, build_pipeline
 from realtime.present import PresentConfig, present
 from realtime.stats import RunStats
@@ -138,9 +139,8 @@ def _drive(config: RunConfig, source: Source, pipeline: Pipeline, written: list[
     bare = replace(config.present, label=False)
     try:
         for frame in source:
-            if images:
-                pipeline.reset()  # unrelated pictures share no history
-            result = pipeline.process(frame)
+            # Unrelated pictures share no history; tight crops need a border (realtime.picture).
+            result = unmask_picture(pipeline, frame) if images else pipeline.process(frame)
             if written:
                 # Drawn on in place only when no window still needs the frame untagged.
                 labelled = present(frame.bgr, result.out_bgr, result.mask_full_hw,

@@ -230,7 +230,7 @@ class Pipeline(Closing):
         """Runs every stage on one frame, recording milliseconds in ``frame.timings_ms``."""
         timings = frame.timings_ms
         t = time.perf_counter()
-        faces = self.tracker.update(frame.bgr)
+        faces = self.tracker.update(frame.bgr if frame.detect_bgr is None else frame.detect_bgr)
         t = _lap(timings, "detect", t)
         # The face mesh serves alignment, so its share of the tracker's time counts there.
         mesh_ms = self.tracker.last_timings_ms.get("mesh", 0.0)

@@ -132,6 +132,10 @@ class Frame:
     """For image sources: the file name (``photo.jpg``), so outputs keep it."""
     timings_ms: dict[str, float] = field(default_factory=dict)
     """Stage name -> milliseconds spent on this frame (decode, detect, align, ...)."""
+    detect_bgr: np.ndarray | None = None
+    """What the face tracker reads instead of ``bgr`` (same size), or None: ``bgr``. A
+    padded picture gives it a plain border, while the nets see the replicated border they
+    were trained on (``realtime.picture``)."""
     t_media_s: float | None = None
     """Seconds since the first frame on the source's own clock (a video file's timestamps), so
     that a written copy of a variable-frame-rate file keeps its timing; None where there is no

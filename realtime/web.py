@@ -34,6 +34,7 @@ from PIL import Image, ImageOps
 
 from engines import EngineConfig
 from engines.config import check_backend, check_max_faces
+from realtime.picture import unmask_picture
 from realtime.pipeline import Pipeline, PipelineConfig, build_pipeline
 from realtime.present import PresentConfig, present
 from realtime.sinks import VIDEO_EXTENSIONS, SingleImageSink
@@ -43,11 +44,6 @@ from realtime.types import Backend, Frame, SinkContext, UnmaskError
 log = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}  # Pillow's names
-PAD_FRACTIONS = (0.0, 0.25, 0.5)
-"""Replicated border tried, as a share of the picture's longer side, until a face is found:
-the detector misses many tight face crops that it finds with some background around them."""
-
-
 @dataclass(frozen=True)
 class WebConfig:
     """How ``realtime-unmask web`` serves the demo."""
@@ -355,19 +351,9 @@ class _ProgressSink(SinkContext):
 def _unmask_picture(pipeline: Pipeline, image_bgr: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """The unmasked picture and its full-frame mask (None unless the pipeline makes masks), or
-    None without a face; tight crops are padded, then cut back."""
-    height, width = image_bgr.shape[:2]
-    for fraction in PAD_FRACTIONS:
-        pad = round(fraction * max(height, width))
-        padded_bgr = cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        pipeline.reset()  # unrelated pictures, and each retry, share no history
-        result = pipeline.process(Frame(0, time.perf_counter(), padded_bgr))
-        if result.faces:
-            inside = np.s_[pad:pad + height, pad:pad + width]
-            mask = result.mask_full_hw
-            return (np.ascontiguousarray(result.out_bgr[inside]),
-                    None if mask is None else np.ascontiguousarray(mask[inside]))
-    return None
+    None without a face (``realtime.picture``: tight crops are padded, then cut back)."""
+    result = unmask_picture(pipeline, Frame(0, time.perf_counter(), image_bgr))
+    return (result.out_bgr, result.mask_full_hw) if result.faces else None
 
 
 def _user_error(message: str) -> gr.Error:
