@@ -21,25 +21,26 @@ def _face(offset: float) -> Face:
 
 
 class ScriptedPipeline:
-    """Finds a face from try ``found_at`` on (1-based); records every frame it is given and
-    every reset."""
+    """Finds ``counts[i]`` faces on its i-th try (0 past the list); records every frame it is
+    given and every reset."""
 
-    def __init__(self, found_at: int) -> None:
-        self.found_at, self.frames, self.events = found_at, [], []
+    def __init__(self, counts: list[int]) -> None:
+        self.counts, self.frames, self.events = counts, [], []
 
     def reset(self) -> None:
         self.events.append("reset")
 
     def process(self, frame: Frame) -> FrameResult:
+        i = len(self.frames)
         self.frames.append(frame)
         self.events.append("process")
         frame.timings_ms["detect"] = 1.0
         h, w = frame.bgr.shape[:2]
         pad = (w - 60) // 2  # the photo is 60 px wide
-        faces = [_face(pad)] if len(self.frames) >= self.found_at else []
+        faces = [_face(pad)] * (self.counts[i] if i < len(self.counts) else 0)
         mask = np.zeros((h, w), np.float32)
         mask[h // 2, w // 2] = 1.0
-        return FrameResult(255 - frame.bgr, mask, faces, [bool(faces)])
+        return FrameResult(255 - frame.bgr, mask, faces, [True] * len(faces))
 
 
 def _photo() -> np.ndarray:
@@ -47,15 +48,28 @@ def _photo() -> np.ndarray:
     return rng.integers(0, 256, (40, 60, 3), np.uint8)  # 40 rows, 60 columns
 
 
-@pytest.mark.parametrize("found_at", [1, 4, 99])
-def test_borders_are_tried_in_order_until_a_face_is_found(found_at: int) -> None:
+TRIED = [(0.25, False), (0.0, False), (0.5, False), (0.25, True), (0.5, True)]
+"""What the tests expect: ``COMPARED``, then ``FALLBACKS``."""
+
+
+@pytest.mark.parametrize(("counts", "tried", "kept"), [
+    ([1, 1], 2, 0),           # a tie: the border is kept
+    ([1, 2], 2, 1),           # more faces without the border
+    ([2, 1], 2, 0),
+    ([0, 1], 2, 1),
+    ([0, 0, 0, 1], 4, 3),     # the first fallback that finds one: the tracker's grey border
+    ([], 5, 4),               # none anywhere: the last try's result
+])
+def test_borders_are_compared_then_tried_until_a_face_is_found(
+        counts: list[int], tried: int, kept: int) -> None:
+    assert (*picture.COMPARED, *picture.FALLBACKS) == tuple(TRIED)
     photo = _photo()
-    pipeline = ScriptedPipeline(found_at)
+    pipeline = ScriptedPipeline(counts)
     frame = Frame(3, 0.0, photo, name="p.png")
     result = picture.unmask_picture(pipeline, frame)
-    expected = picture.tries(40, 60)[:min(found_at, len(picture.TRIES))]
+    expected = [(round(f * 60), grey) for f, grey in TRIED[:tried]]
     assert [(f.bgr.shape[1] - 60) // 2 for f in pipeline.frames] == [p for p, _ in expected]
-    assert pipeline.events == ["reset", "process"] * len(expected) + ["reset"]
+    assert pipeline.events == ["reset", "process"] * tried + ["reset"]
     for seen, (pad, grey) in zip(pipeline.frames, expected, strict=True):
         assert seen.index == 3 and seen.name == "p.png" and seen.timings_ms is frame.timings_ms
         if pad == 0:
@@ -64,8 +78,7 @@ def test_borders_are_tried_in_order_until_a_face_is_found(found_at: int) -> None
         np.testing.assert_array_equal(seen.bgr, cv2.copyMakeBorder(
             photo, pad, pad, pad, pad, cv2.BORDER_REPLICATE))  # the nets' border
         if grey:
-            inner = seen.detect_bgr[pad:pad + 40, pad:pad + 60]
-            np.testing.assert_array_equal(inner, photo)
+            np.testing.assert_array_equal(seen.detect_bgr[pad:pad + 40, pad:pad + 60], photo)
             border = seen.detect_bgr.copy()
             border[pad:pad + 40, pad:pad + 60] = picture.DETECT_GREY
             assert np.all(border == picture.DETECT_GREY)
@@ -75,17 +88,11 @@ def test_borders_are_tried_in_order_until_a_face_is_found(found_at: int) -> None
     # Cut back to the picture: its size, its pixels, the faces in its coordinates.
     assert result.out_bgr.shape == photo.shape and result.mask_full_hw.shape == (40, 60)
     np.testing.assert_array_equal(result.out_bgr, 255 - photo)
-    assert bool(result.faces) == (found_at <= len(picture.TRIES))
+    assert len(result.faces) == (counts[kept] if kept < len(counts) else 0)
     for face in result.faces:
         np.testing.assert_allclose(face.box_xyxy, [10, 20, 50, 70])
         np.testing.assert_allclose(face.keypoints_xy, 30)
         np.testing.assert_allclose(face.landmarks_xy, 40)
-
-
-def test_first_try_has_a_replicated_border_and_the_grey_ones_come_last() -> None:
-    assert picture.TRIES[0][0] > 0 and not picture.TRIES[0][1]
-    greys = [grey for _, grey in picture.TRIES]
-    assert any(greys) and greys == sorted(greys)  # every grey try after every replicated one
 
 
 class RecordingTracker:
