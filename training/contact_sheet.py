@@ -2,9 +2,9 @@
 
     python -m training.contact_sheet --images ../shared/data/masked_real --out sheet.png
 
-Each tile shows the photo, the segmented mask tinted over it, and the result. The photos are
-tight crops, so each is padded with a replicated border and upscaled before the whole
-pipeline (detection, alignment, segmentation, painting) runs on it, as the face detector needs.
+Each tile shows the photo, the segmented mask tinted over it, and the result. Each photo goes
+through the product's own picture path (``realtime.picture``: the tight crops are run with
+a border, then cut back), as ``realtime-unmask --input photo.jpg`` does.
 """
 
 from __future__ import annotations
@@ -19,26 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 TILE_PX = 160
 
 
-def _prepare(image_bgr: np.ndarray) -> np.ndarray:
-    """Pads a tight face crop by half its size on each side and scales it to ~384 px."""
-    h, w = image_bgr.shape[:2]
-    padded = cv2.copyMakeBorder(image_bgr, h // 2, h // 2, w // 2, w // 2, cv2.BORDER_REPLICATE)
-    scale = 384 / max(padded.shape[:2])
-    return cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
-                      if scale < 1 else cv2.INTER_CUBIC)
-
-
 def _tile(image_bgr: np.ndarray) -> np.ndarray:
-    h, w = image_bgr.shape[:2]
-    y0, x0 = h // 4, w // 4  # undo most of the padding for display
-    core = image_bgr[y0: h - y0, x0: w - x0]
-    return cv2.resize(core, (TILE_PX, TILE_PX), interpolation=cv2.INTER_AREA)
+    interpolation = cv2.INTER_AREA if max(image_bgr.shape[:2]) > TILE_PX else cv2.INTER_CUBIC
+    return cv2.resize(image_bgr, (TILE_PX, TILE_PX), interpolation=interpolation)
 
 
 def contact_sheet(paths: list[Path], pipeline, *, columns: int = 4,
                   ) -> tuple[np.ndarray, int, int]:
     """Rows of (photo | mask | result) triplets; returns the sheet, how many photos had a face
     and on how many a face was judged to wear a covering (and so was painted)."""
+    from realtime.picture import unmask_picture
     from realtime.present import overlay_mask
     from realtime.types import Frame
 
@@ -47,9 +37,8 @@ def contact_sheet(paths: list[Path], pipeline, *, columns: int = 4,
         image_bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image_bgr is None:
             continue
-        frame = Frame(index=index, t_capture=0.0, bgr=_prepare(image_bgr))
-        pipeline.reset()
-        result = pipeline.process(frame)
+        frame = Frame(index=index, t_capture=0.0, bgr=image_bgr)
+        result = unmask_picture(pipeline, frame)
         found += bool(result.faces)
         covered += any(result.covered)
         mask = result.mask_full_hw if result.mask_full_hw is not None else np.zeros(
