@@ -44,6 +44,8 @@ from realtime.types import Backend, Frame, SinkContext, UnmaskError
 log = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}  # Pillow's names
+
+
 @dataclass(frozen=True)
 class WebConfig:
     """How ``realtime-unmask web`` serves the demo."""
