@@ -18,15 +18,15 @@ from pathlib import Path
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
-def count(paths: list[Path], *, progress: bool = True) -> dict:
+def count(paths: list[Path], *, progress: bool = True, segmenter: Path | None = None) -> dict:
     """{"pictures", "found", "painted", "each": {name: [found, painted]}} with the bundled
-    nets on the fastest backend here."""
+    nets (or ``segmenter``, a checkpoint) on the fastest backend here."""
     from tqdm import tqdm
 
     from realtime import Unmasker
 
     each: dict[str, list[bool]] = {}
-    with Unmasker(label=False) as unmasker:
+    with Unmasker(label=False, segmenter_checkpoint=segmenter) as unmasker:
         for path in tqdm(paths, disable=not progress, unit="picture"):
             result = unmasker.process_image(path)
             each[path.name] = [bool(result.faces), bool(result.painted)]
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, metavar="N", help="every Nth file")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="at most N files")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE")
+    parser.add_argument("--segmenter", type=Path, default=None, metavar="CHECKPOINT",
+                        help="a segmenter checkpoint instead of the bundled one")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
@@ -56,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"error: no pictures in {args.folder}", file=sys.stderr)
         return 2
-    summary = count(paths, progress=not args.no_progress)
+    if args.segmenter is not None and not args.segmenter.is_file():
+        print(f"error: segmenter checkpoint not found: {args.segmenter}", file=sys.stderr)
+        return 2
+    summary = count(paths, progress=not args.no_progress, segmenter=args.segmenter)
     n = summary["pictures"]
     print(f"{args.folder.name}: {n} picture{'' if n == 1 else 's'}, a face found in "
           f"{summary['found']}, painted {summary['painted']}")

@@ -19,7 +19,9 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -41,6 +43,7 @@ from training.common import (
 )
 from training.data import OcclusionDataset
 from training.losses import dice_loss
+from training.real_labels import RealLabels
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class SegmenterConfig(TrainConfig):
     """Extra BCE weight on the pixels within 1 px of the true covering's edge (0: plain BCE).
     The pipeline's paint ends at the segmented edge, and a pixel off there costs identity
     (real skin repainted) or leaves a rim; interior pixels are easy and dominate plain BCE."""
+    real_labels: Path | None = None
+    """An .npz of real masked photos labelled by ``training.real_labels``; None: none."""
+    real_share: float = 0.0
+    """Share of each batch drawn from ``real_labels`` instead of the synthetic samples."""
 
     @property
     def arch(self) -> dict:
@@ -73,6 +80,9 @@ class SegmenterConfig(TrainConfig):
             raise ValueError(f"--dice-weight must be >= 0, got {self.dice_weight}")
         if self.edge_weight < 0:
             raise ValueError(f"--edge-weight must be >= 0, got {self.edge_weight}")
+        if not 0 <= self.real_share < 1 or (self.real_share > 0) != (self.real_labels
+                                                                      is not None):
+            raise ValueError("--real-share must be in [0, 1) and given with --real-labels")
 
 
 def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, dice_weight: float,
@@ -145,6 +155,18 @@ def selection_score(metrics: dict) -> float:
     return metrics["val_iou"] - FALSE_MARK_COST * metrics.get("val_false_share", 0.0)
 
 
+def mixed_batch(train_set: OcclusionDataset, real: RealLabels | None, share: float, step: int,
+                batch_size: int, seed: int) -> dict:
+    """Batch ``step``: the synthetic samples, each replaced with probability ``share`` by a
+    real labelled photo (its own seeded stream, so a resumed run draws the same)."""
+    if real is None:
+        return train_set.batch(step, batch_size)
+    rng = np.random.default_rng([seed, 9, step])
+    ks = range(step * batch_size, (step + 1) * batch_size)
+    return train_set.collate([real.sample(k, seed) if rng.random() < share
+                              else train_set.sample(k) for k in ks])
+
+
 def save_outputs(model: torch.nn.Module, opt: torch.optim.Optimizer, config: SegmenterConfig,
                  step: int, info: dict, metrics: dict, summary: dict) -> float | None:
     """The training state for --resume, the last checkpoint, and the best one (the one the
@@ -177,6 +199,9 @@ def train(config: SegmenterConfig) -> dict:
     """Runs until ``config.steps`` or the time budget; returns the last validation metrics."""
     setup_torch(config.seed, config.threads)
     train_set, val_set, summary = build_datasets(config)
+    real = RealLabels(config.real_labels) if config.real_labels is not None else None
+    if real is not None:
+        summary["real_labelled_photos"] = len(real)
     model = build_segmenter(**config.arch)
     if config.init is not None:
         warm_start(model, config.init, "segmenter")
@@ -203,7 +228,8 @@ def train(config: SegmenterConfig) -> dict:
 
     try:
         while step < config.steps and budget.allows(step):
-            batch = train_set.batch(step, config.batch_size)
+            batch = mixed_batch(train_set, real, config.real_share, step, config.batch_size,
+                                config.seed)
             logits = model(batch["masked"])
             loss = segmentation_loss(logits, batch["mask"], config.dice_weight,
                                      config.edge_weight)
@@ -240,9 +266,14 @@ def parse_config(argv: list[str] | None) -> SegmenterConfig:
     parser.add_argument("--dice-weight", type=float, default=1.0)
     parser.add_argument("--edge-weight", type=float, default=0.0,
                         help="extra BCE weight within 1 px of the covering's edge (default 0)")
+    parser.add_argument("--real-labels", type=Path, default=None,
+                        help="real masked photos labelled by python -m training.real_labels")
+    parser.add_argument("--real-share", type=float, default=0.0, metavar="P",
+                        help="share of each batch drawn from --real-labels (default 0)")
     args = parser.parse_args(argv)
     return SegmenterConfig(**common_kwargs(args), depth=args.depth, lr=args.lr,
-                           dice_weight=args.dice_weight, edge_weight=args.edge_weight)
+                           dice_weight=args.dice_weight, edge_weight=args.edge_weight,
+                           real_labels=args.real_labels, real_share=args.real_share)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,3 +36,9 @@ def test_bad_folders_are_one_line_errors(tmp_path: Path, capsys) -> None:
     assert main([str(tmp_path)]) == 2
     assert "no pictures" in capsys.readouterr().err
     assert main([str(tmp_path), "--every", "0"]) == 2
+
+
+def test_a_missing_segmenter_checkpoint_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((80, 80, 3), 128, np.uint8))
+    assert main([str(tmp_path), "--segmenter", str(tmp_path / "none.safetensors")]) == 2
+    assert "segmenter checkpoint not found" in capsys.readouterr().err
