@@ -199,8 +199,9 @@ def train(config: SegmenterConfig) -> dict:
     """Runs until ``config.steps`` or the time budget; returns the last validation metrics."""
     setup_torch(config.seed, config.threads)
     train_set, val_set, summary = build_datasets(config)
-    real = RealLabels(config.real_labels) if config.real_labels is not None else None
-    if real is not None:
+    real = None
+    if config.real_labels is not None:
+        real = RealLabels(config.real_labels)
         summary["real_labelled_photos"] = len(real)
     model = build_segmenter(**config.arch)
     if config.init is not None:

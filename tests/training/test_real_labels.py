@@ -9,6 +9,7 @@ import pytest
 
 from realtime.covering import MOUTH_NOSE_XY
 from training import real_labels, train_segmenter
+from training.data import OcclusionDataset, Sample
 from training.real_labels import RealLabels, teacher_label
 
 S = 128
@@ -101,14 +102,12 @@ class Synthetic:
     """Stands in for the OcclusionDataset: every sample is blank with an empty mask."""
 
     @staticmethod
-    def sample(k: int):
-        from training.data import Sample
+    def sample(k: int) -> Sample:
         blank = np.zeros((S, S, 3), np.uint8)
         zeros = np.zeros((S, S), np.float32)
         return Sample(blank, zeros, blank, "none", zeros + 1, zeros)
 
-    collate = staticmethod(__import__("training.data", fromlist=["OcclusionDataset"])
-                           .OcclusionDataset.collate)
+    collate = staticmethod(OcclusionDataset.collate)
 
 
 def test_batches_take_about_the_share_of_real_photos(labels_file: Path) -> None:
