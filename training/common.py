@@ -137,7 +137,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, mix: str) -> None:
                        ("loops", "templates given ear loops (in the mask)"),
                        ("photo_prints", "templates printed with a window of another photo"),
                        ("photo_cuts", "samples cut like a tight photo below the nose or beside "
-                                      "the face, the border repeating the cut")):
+                                      "the face, the border repeating the cut"),
+                       ("misalign", "samples whose face is shifted, turned and scaled in "
+                                    "its crop, as a misplaced crop")):
         parser.add_argument(f"--{flag.replace('_', '-')}", type=float, default=None, metavar="P",
                             help=f"share of {what}")
     parser.add_argument("--bleed-labels", action="store_true", default=None,
@@ -159,7 +161,7 @@ def occlusion_from_args(args: argparse.Namespace) -> OcclusionConfig:
                        ("distractors", "distractor_p"), ("degrade", "degrade_p"),
                        ("photometric", "photometric_p"), ("hem", "hem_p"),
                        ("loops", "loop_p"), ("photo_prints", "photo_p"),
-                       ("photo_cuts", "cut_p"),
+                       ("photo_cuts", "cut_p"), ("misalign", "misalign_p"),
                        ("bleed_labels", "bleed_labels")):
         value = getattr(args, flag)
         if value is not None:

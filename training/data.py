@@ -32,6 +32,7 @@ import numpy as np
 from training.distractors import draw_distractors
 from training.faces import FaceSet, faces_cache_dir, load_faces, split_faces
 from training.guides import jittered_guide
+from training.misalign import misalign
 from training.occluders import (
     Occluders,
     TemplateStyle,
@@ -103,6 +104,9 @@ class OcclusionConfig:
     """Share of samples cut like a tight photo: the crop beyond a line below the nose or beside
     the face repeats the line's pixels, as the pipeline's replicated border does
     (``training.photo_edge``); drawn from its own random stream."""
+    misalign_p: float = 0.0
+    """Share of samples whose face is shifted, turned and scaled in its crop, as when the
+    tracker places a crop wrongly (``training.misalign``); drawn from its own random stream."""
     bleed_labels: bool = False
     """With ``degrade_p``: where the damage (rescaling, blur) smears the covering's colour onto
     the skin around it by ``BLEED_LEVEL`` or more, the mask includes that pixel too; without it
@@ -122,7 +126,7 @@ class OcclusionConfig:
             raise ValueError(f"template_grow must be in [0, 1], got {self.template_grow}")
         for name in ("misplace", "texture_p", "tint_p", "pattern_p", "photo_p", "flip_p",
                      "clean_p", "distractor_p", "degrade_p", "photometric_p", "hem_p",
-                     "loop_p", "cut_p"):
+                     "loop_p", "cut_p", "misalign_p"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -325,6 +329,10 @@ class OcclusionDataset:
                 marks[:, 0] = clean_rgb.shape[1] - 1 - marks[:, 0]
             (masked_rgb, clean_rgb, mask_hw), valid_hw = cut_photo(
                 [masked_rgb, clean_rgb, mask_hw], valid_hw, marks, cut_rng)
+        turn_rng = np.random.default_rng([self.seed, 9, k]) if cfg.misalign_p > 0 else None
+        if turn_rng is not None and turn_rng.random() < cfg.misalign_p:
+            (masked_rgb, clean_rgb, guide_hw), (mask_hw,), valid_hw = misalign(
+                [masked_rgb, clean_rgb, guide_hw], [mask_hw], valid_hw, turn_rng)
         c = np.ascontiguousarray
         return Sample(c(masked_rgb), c(mask_hw), c(clean_rgb), kind, c(valid_hw), c(guide_hw))
 
