@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 
 import cv2
 import numpy as np
-import pytest
 
-from training.common import add_common_args, occlusion_from_args
-from training.data import SEGMENTER_MIX, OcclusionConfig, OcclusionDataset
+from training.data import SEGMENTER_MIX, OcclusionDataset
 from training.faces import FaceSet
 from training.misalign import SCALE, SHIFT, misalign, misalign_matrix
 from training.occluders import Occluders
@@ -69,13 +66,3 @@ def test_misaligned_samples_keep_every_other_draw(faces: FaceSet,
     never = OcclusionDataset(faces, occluders, replace(SEGMENTER_MIX, misalign_p=0.0), seed=2)
     np.testing.assert_array_equal(never.sample(0).masked_rgb, plain.sample(0).masked_rgb)
 
-
-@pytest.mark.parametrize("value", [-0.1, 1.5])
-def test_misalign_share_is_checked_and_read_from_the_flag(value: float) -> None:
-    with pytest.raises(ValueError, match="misalign_p"):
-        OcclusionConfig(misalign_p=value)
-    parser = argparse.ArgumentParser()
-    add_common_args(parser, mix="segmenter")
-    assert occlusion_from_args(parser.parse_args(["--out", "x", "--misalign", "0.3"])
-                               ).misalign_p == 0.3
-    assert occlusion_from_args(parser.parse_args(["--out", "x"])).misalign_p == 0.0

@@ -107,12 +107,15 @@ def test_side_cuts_follow_the_mirrored_face(faces: FaceSet, occluders: Occluders
     assert side >= 4
 
 
+@pytest.mark.parametrize("flag, name", [("--photo-cuts", "cut_p"), ("--misalign", "misalign_p")])
 @pytest.mark.parametrize("value", [-0.1, 1.5])
-def test_cut_share_is_checked_and_read_from_the_flag(value: float) -> None:
-    with pytest.raises(ValueError, match="cut_p"):
-        OcclusionConfig(cut_p=value)
+def test_sample_shares_are_checked_and_read_from_their_flags(flag: str, name: str,
+                                                              value: float) -> None:
+    """The photo cut's share and the misplaced crop's (``training.misalign``)."""
+    with pytest.raises(ValueError, match=name):
+        OcclusionConfig(**{name: value})
     parser = argparse.ArgumentParser()
     add_common_args(parser, mix="segmenter")
-    assert occlusion_from_args(parser.parse_args(["--out", "x", "--photo-cuts", "0.3"])
-                               ).cut_p == 0.3
-    assert occlusion_from_args(parser.parse_args(["--out", "x"])).cut_p == 0.0
+    assert getattr(occlusion_from_args(parser.parse_args(["--out", "x", flag, "0.3"])),
+                   name) == 0.3
+    assert getattr(occlusion_from_args(parser.parse_args(["--out", "x"])), name) == 0.0
