@@ -45,12 +45,9 @@ from training.band import gated_paint, generator_inputs
 from training.common import (
     Budget,
     build_datasets,
-    load_train_state,
     run_meta,
     run_trainer,
-    save_train_state,
     setup_torch,
-    warm_start,
 )
 from training.discriminator import build_discriminator
 from training.evaluate import generate
@@ -58,6 +55,7 @@ from training.identity_loss import TorchArcFace, identity_loss
 from training.inpainter_config import InpainterConfig, parse_config
 from training.inpainter_validation import selection_score, validate
 from training.losses import gan_loss, reconstruction_loss
+from training.train_state import load_train_state, save_train_state, warm_start
 from training.vgg import default_weights_path, load_vgg, perceptual_loss
 
 LOWER_FACE = (0.2, 0.3, 0.8, 0.9)

@@ -33,17 +33,15 @@ from training.common import (
     add_common_args,
     build_datasets,
     common_kwargs,
-    load_train_state,
     run_meta,
     run_trainer,
     save_grid,
-    save_train_state,
     setup_torch,
-    warm_start,
 )
 from training.data import OcclusionDataset
 from training.losses import dice_loss
 from training.real_labels import RealLabels
+from training.train_state import load_train_state, save_train_state, warm_start
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from engines.checkpoint import random_model, save_checkpoint
 from engines.export import parity_inputs
 from engines.models import build_generator
 from realtime.face.guide import draw_guide
-from training.common import warm_start
 from training.data import GENERATOR_MIX, OcclusionDataset
 from training.faces import FaceSet
 from training.guides import EMPTY_P, jittered_guide
 from training.occluders import Occluders
+from training.train_state import warm_start
 
 TINY = {"width": 4, "depth": 2, "dilation_rates": (2,)}
 
