@@ -12,7 +12,8 @@ the real eyes, and a segmenter that goes by position marks the eyes as covering.
 
 The crop beyond the cached one repeats its edge, as the pipeline's replicated border does,
 and is marked invalid; labels go through the same warp (covering where the warped label is
-at least half covering).
+more than half covering). ``random_similarity`` and ``warp_crops`` also jitter the real
+photos' samples (``training.real_labels``), with smaller ranges.
 """
 
 from __future__ import annotations
@@ -30,12 +31,37 @@ TURN_DEGREES = 15.0
 """Largest in-plane rotation."""
 
 
-def misalign_matrix(size: int, rng: np.random.Generator) -> np.ndarray:
-    """(2, 3) float64 similarity: a random turn and scale about the centre, then a shift."""
-    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-TURN_DEGREES, TURN_DEGREES),
-                                     rng.uniform(*SCALE))
-    matrix[:, 2] += rng.uniform(-1, 1, 2) * np.asarray(SHIFT) * size
+def random_similarity(size: int, rng: np.random.Generator, *, degrees: float,
+                      scale: tuple[float, float], shift: float | tuple[float, float],
+                      ) -> np.ndarray:
+    """(2, 3) float64 similarity for an (S, S) crop: a turn of up to ``degrees`` and a scale
+    drawn from ``scale`` about the centre, then a shift of up to ``shift`` (x, y) times S."""
+    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-degrees, degrees),
+                                     rng.uniform(*scale))
+    limit = np.broadcast_to(np.asarray(shift, np.float64), (2,))
+    matrix[:, 2] += rng.uniform(-limit, limit) * size
     return matrix
+
+
+def misalign_matrix(size: int, rng: np.random.Generator) -> np.ndarray:
+    """The misplaced crop's similarity: ``TURN_DEGREES``, ``SCALE`` and ``SHIFT``."""
+    return random_similarity(size, rng, degrees=TURN_DEGREES, scale=SCALE, shift=SHIFT)
+
+
+def _warp(image: np.ndarray, matrix: np.ndarray, border: int) -> np.ndarray:
+    size = image.shape[1], image.shape[0]
+    return cv2.warpAffine(np.ascontiguousarray(image), matrix, size, flags=cv2.INTER_LINEAR,
+                          borderMode=border)
+
+
+def warp_crops(matrix: np.ndarray, images: Sequence[np.ndarray],
+               labels_hw: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(each image warped by ``matrix`` with a replicated border; each label the same, float32
+    in {0, 1}: covering where the warped label is more than half covering)."""
+    warped = [_warp(image, matrix, cv2.BORDER_REPLICATE) for image in images]
+    labels = [(_warp(label.astype(np.float32), matrix, cv2.BORDER_REPLICATE) > 0.5)
+              .astype(np.float32) for label in labels_hw]
+    return warped, labels
 
 
 def misalign(images: Sequence[np.ndarray], labels_hw: Sequence[np.ndarray],
@@ -44,15 +70,7 @@ def misalign(images: Sequence[np.ndarray], labels_hw: Sequence[np.ndarray],
     """(each image (S, S[, C]) warped by one random similarity with a replicated border;
     each (S, S) label the same, kept in {0, 1}; the validity, 0 where the warp reaches past
     the cached crop or onto its invalid pixels)."""
-    size = valid_hw.shape[0]
-    matrix = misalign_matrix(size, rng)
-
-    def warp(image: np.ndarray, border: int) -> np.ndarray:
-        return cv2.warpAffine(np.ascontiguousarray(image), matrix, (size, size),
-                              flags=cv2.INTER_LINEAR, borderMode=border)
-
-    warped = [warp(image, cv2.BORDER_REPLICATE) for image in images]
-    labels = [(warp(label.astype(np.float32), cv2.BORDER_REPLICATE) >= 0.5).astype(np.float32)
-              for label in labels_hw]
-    valid = (warp(valid_hw.astype(np.float32), cv2.BORDER_CONSTANT) > 0.999).astype(np.float32)
-    return warped, labels, valid
+    matrix = misalign_matrix(valid_hw.shape[0], rng)
+    warped, labels = warp_crops(matrix, images, labels_hw)
+    valid = _warp(valid_hw.astype(np.float32), matrix, cv2.BORDER_CONSTANT) > 0.999
+    return warped, labels, valid.astype(np.float32)

@@ -101,18 +101,14 @@ class RealLabels:
 
     def sample(self, k: int, seed: int):
         from training.data import Sample, degrade, photometric
+        from training.misalign import random_similarity, warp_crops
 
         rng = np.random.default_rng([seed, 8, k])
         i = int(rng.integers(len(self)))
         crop, mask = self.crops_rgb[i], self.masks_hw[i]
         size = crop.shape[0]
-        matrix = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-5, 5),
-                                         rng.uniform(0.94, 1.06))
-        matrix[:, 2] += rng.uniform(-0.025, 0.025, 2) * size
-        crop = cv2.warpAffine(crop, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
-        mask = (cv2.warpAffine(mask, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE) > 0.5).astype(np.float32)
+        matrix = random_similarity(size, rng, degrees=5, scale=(0.94, 1.06), shift=0.025)
+        (crop,), (mask,) = warp_crops(matrix, [crop], [mask])
         if rng.random() < 0.5:
             crop, mask = np.ascontiguousarray(crop[:, ::-1]), np.ascontiguousarray(mask[:, ::-1])
         if rng.random() < 0.5:
